@@ -1,0 +1,57 @@
+# The front door. `make` builds, `make run` installs what is missing, builds and starts the
+# server, `make test` installs, builds and runs every test (also under ASan/UBSan).
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc)
+CMAKE_GEN  := -G "Unix Makefiles"
+
+.PHONY: all build run test test-release test-asan deps fuzz fuzz-smoke bench clean format
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	@echo "daytonad: starting 'daytonad serve' (the API server arrives with issue #5;"
+	@echo "          until then 'build/bin/daytonad run ROOTFS -- CMD' runs sandboxes)"
+	./$(BUILD)/bin/daytonad serve
+
+$(BUILD_ASAN)/Makefile:
+	cmake -S . -B $(BUILD_ASAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DDT_SANITIZE=ON
+
+test-release: deps build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+test-asan: deps $(BUILD_ASAN)/Makefile
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -L 'unit|integration' --timeout 900
+
+# Everything: the release build's suite, the sanitizer build's suite, and a short fuzz run.
+test: test-release test-asan fuzz-smoke
+
+$(BUILD_FUZZ)/Makefile:
+	CC=clang-14 cmake -S . -B $(BUILD_FUZZ) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DDT_FUZZ=ON
+
+fuzz: deps $(BUILD_FUZZ)/Makefile
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+
+# Each harness for a few seconds over its seed corpus (CI); longer runs: scripts/fuzz NAME SECONDS.
+fuzz-smoke: fuzz
+	./scripts/fuzz-all 10
+
+bench: build
+	./bench/runtime
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i

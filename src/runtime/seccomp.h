@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sandbox's seccomp filter, modelled on Docker's default profile: dangerous syscalls (kernel
+ * keyring, bpf, perf_event_open, kexec, modules, open_by_handle_at, mount API, namespace
+ * creation, clock setting, swap, reboot, ...) fail with EPERM; clone3 fails with ENOSYS so libc
+ * falls back to clone(), whose namespace flags are then checked; foreign architectures (x86, x32)
+ * get the same rules. The filter is compiled once (libseccomp) into a BPF program in memory and
+ * loaded in the child with a bare syscall, so loading is async-signal-safe. */
+#ifndef DT_RUNTIME_SECCOMP_H
+#define DT_RUNTIME_SECCOMP_H
+
+#include <linux/filter.h>
+
+#include "dt/error.h"
+
+/* Compile the default profile. On success *ret holds a program whose ->filter is malloc'ed and
+ * owned by the caller (free(ret->filter)). Not async-signal-safe. */
+int dt_seccomp_build_default(struct sock_fprog *ret, struct dt_error **err);
+
+/* Load PROG into the calling thread (SECCOMP_SET_MODE_FILTER with TSYNC off). The caller must
+ * have set no_new_privs or hold CAP_SYS_ADMIN. Async-signal-safe; returns 0 or -errno. */
+int dt_seccomp_load(const struct sock_fprog *prog);
+
+/* The names of the syscalls the default profile denies (for docs and tests), NULL-terminated. */
+extern const char *const dt_seccomp_denied_syscalls[];
+
+#endif

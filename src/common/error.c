@@ -8,7 +8,7 @@
 
 #include "dt/xalloc.h"
 
-static int
+_printf_(4, 0) static int
 error_vset(struct dt_error **err, int errnum, bool with_strerror, const char *fmt, va_list ap)
 {
     if (errnum < 0)

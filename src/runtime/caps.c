@@ -20,47 +20,47 @@
 /* The kernel's names without the CAP_ prefix, indexed by number (include/uapi/linux/capability.h).
  * Numbers past CAP_LAST_CAP of our headers are unknown by name but still dropped by number. */
 static const char *const cap_names[] = {
-    [CAP_CHOWN] = "chown",
-    [CAP_DAC_OVERRIDE] = "dac_override",
-    [CAP_DAC_READ_SEARCH] = "dac_read_search",
-    [CAP_FOWNER] = "fowner",
-    [CAP_FSETID] = "fsetid",
-    [CAP_KILL] = "kill",
-    [CAP_SETGID] = "setgid",
-    [CAP_SETUID] = "setuid",
-    [CAP_SETPCAP] = "setpcap",
-    [CAP_LINUX_IMMUTABLE] = "linux_immutable",
-    [CAP_NET_BIND_SERVICE] = "net_bind_service",
-    [CAP_NET_BROADCAST] = "net_broadcast",
-    [CAP_NET_ADMIN] = "net_admin",
-    [CAP_NET_RAW] = "net_raw",
-    [CAP_IPC_LOCK] = "ipc_lock",
-    [CAP_IPC_OWNER] = "ipc_owner",
-    [CAP_SYS_MODULE] = "sys_module",
-    [CAP_SYS_RAWIO] = "sys_rawio",
-    [CAP_SYS_CHROOT] = "sys_chroot",
-    [CAP_SYS_PTRACE] = "sys_ptrace",
-    [CAP_SYS_PACCT] = "sys_pacct",
-    [CAP_SYS_ADMIN] = "sys_admin",
-    [CAP_SYS_BOOT] = "sys_boot",
-    [CAP_SYS_NICE] = "sys_nice",
-    [CAP_SYS_RESOURCE] = "sys_resource",
-    [CAP_SYS_TIME] = "sys_time",
-    [CAP_SYS_TTY_CONFIG] = "sys_tty_config",
-    [CAP_MKNOD] = "mknod",
-    [CAP_LEASE] = "lease",
-    [CAP_AUDIT_WRITE] = "audit_write",
-    [CAP_AUDIT_CONTROL] = "audit_control",
-    [CAP_SETFCAP] = "setfcap",
-    [CAP_MAC_OVERRIDE] = "mac_override",
-    [CAP_MAC_ADMIN] = "mac_admin",
-    [CAP_SYSLOG] = "syslog",
-    [CAP_WAKE_ALARM] = "wake_alarm",
-    [CAP_BLOCK_SUSPEND] = "block_suspend",
-    [CAP_AUDIT_READ] = "audit_read",
-    [CAP_PERFMON] = "perfmon",
-    [CAP_BPF] = "bpf",
-    [CAP_CHECKPOINT_RESTORE] = "checkpoint_restore",
+        [CAP_CHOWN] = "chown",
+        [CAP_DAC_OVERRIDE] = "dac_override",
+        [CAP_DAC_READ_SEARCH] = "dac_read_search",
+        [CAP_FOWNER] = "fowner",
+        [CAP_FSETID] = "fsetid",
+        [CAP_KILL] = "kill",
+        [CAP_SETGID] = "setgid",
+        [CAP_SETUID] = "setuid",
+        [CAP_SETPCAP] = "setpcap",
+        [CAP_LINUX_IMMUTABLE] = "linux_immutable",
+        [CAP_NET_BIND_SERVICE] = "net_bind_service",
+        [CAP_NET_BROADCAST] = "net_broadcast",
+        [CAP_NET_ADMIN] = "net_admin",
+        [CAP_NET_RAW] = "net_raw",
+        [CAP_IPC_LOCK] = "ipc_lock",
+        [CAP_IPC_OWNER] = "ipc_owner",
+        [CAP_SYS_MODULE] = "sys_module",
+        [CAP_SYS_RAWIO] = "sys_rawio",
+        [CAP_SYS_CHROOT] = "sys_chroot",
+        [CAP_SYS_PTRACE] = "sys_ptrace",
+        [CAP_SYS_PACCT] = "sys_pacct",
+        [CAP_SYS_ADMIN] = "sys_admin",
+        [CAP_SYS_BOOT] = "sys_boot",
+        [CAP_SYS_NICE] = "sys_nice",
+        [CAP_SYS_RESOURCE] = "sys_resource",
+        [CAP_SYS_TIME] = "sys_time",
+        [CAP_SYS_TTY_CONFIG] = "sys_tty_config",
+        [CAP_MKNOD] = "mknod",
+        [CAP_LEASE] = "lease",
+        [CAP_AUDIT_WRITE] = "audit_write",
+        [CAP_AUDIT_CONTROL] = "audit_control",
+        [CAP_SETFCAP] = "setfcap",
+        [CAP_MAC_OVERRIDE] = "mac_override",
+        [CAP_MAC_ADMIN] = "mac_admin",
+        [CAP_SYSLOG] = "syslog",
+        [CAP_WAKE_ALARM] = "wake_alarm",
+        [CAP_BLOCK_SUSPEND] = "block_suspend",
+        [CAP_AUDIT_READ] = "audit_read",
+        [CAP_PERFMON] = "perfmon",
+        [CAP_BPF] = "bpf",
+        [CAP_CHECKPOINT_RESTORE] = "checkpoint_restore",
 };
 
 uint64_t
@@ -68,10 +68,10 @@ dt_caps_default_mask(void)
 {
     /* moby's oci/caps/defaults.go. */
     return CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FSETID) |
-           CAP_BIT(CAP_FOWNER) | CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_NET_RAW) |
-           CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETFCAP) |
-           CAP_BIT(CAP_SETPCAP) | CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_SYS_CHROOT) |
-           CAP_BIT(CAP_KILL) | CAP_BIT(CAP_AUDIT_WRITE);
+           CAP_BIT(CAP_FOWNER) | CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_NET_RAW) | CAP_BIT(CAP_SETGID) |
+           CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETFCAP) | CAP_BIT(CAP_SETPCAP) |
+           CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_SYS_CHROOT) | CAP_BIT(CAP_KILL) |
+           CAP_BIT(CAP_AUDIT_WRITE);
 }
 
 int
@@ -152,8 +152,7 @@ dt_caps_apply(uint64_t keep, bool ambient)
 
     if (ambient)
         for (unsigned cap = 0; cap < 64; cap++)
-            if ((keep & CAP_BIT(cap)) &&
-                prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            if ((keep & CAP_BIT(cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
                 return -errno;
 
     return 0;

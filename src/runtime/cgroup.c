@@ -604,8 +604,9 @@ v1_init_dir(const char *dir, const char *parent, unsigned mask, struct dt_error 
         if (r < 0)
             return r;
     }
-    /* Without use_hierarchy (always on since Linux 5.x, default off before), a memory cgroup's
-     * limit would not cover its children. It can only be switched on before children exist. */
+    /* Without use_hierarchy (always on in current kernels, off by default in old ones), a
+     * memory cgroup's limit would not cover its children. It can only be switched on before
+     * children exist. */
     if ((mask & CG_MEMORY) && cg_exists(dir, "memory.use_hierarchy")) {
         _cleanup_free_ char *v = NULL;
         r = cg_read(dir, "memory.use_hierarchy", &v);
@@ -635,8 +636,9 @@ manager_init_v1(struct dt_cgroup_manager *m, const char *mount_root, const char 
         if (self_find(self_buf, ctrl, &ctrls, &path) < 0) {
             if (!required)
                 continue;
-            return dt_error_set(err, ENOTSUP, "cgroup v1 controller '%s' is not mounted (no line "
-                                "for it in '%s')", ctrl, self_cgroup);
+            return dt_error_set(err, ENOTSUP,
+                                "cgroup v1 controller '%s' is not mounted (not in '%s')", ctrl,
+                                self_cgroup);
         }
         /* Co-mounted controllers ("cpu,cpuacct") share one hierarchy, hence one directory. */
         bool seen = false;
@@ -657,8 +659,8 @@ manager_init_v1(struct dt_cgroup_manager *m, const char *mount_root, const char 
             if (!is_dir(mnt)) {
                 if (!required)
                     continue;
-                return dt_error_set(err, ENOENT, "cgroup v1 hierarchy of '%s' not found under "
-                                    "'%s'", ctrls, mount_root);
+                return dt_error_set(err, ENOENT, "cgroup v1 hierarchy '%s' not found under '%s'",
+                                    ctrls, mount_root);
             }
         }
         struct cg_hier *h = &m->hier[m->n_hier];
@@ -713,12 +715,14 @@ dt_cgroup_manager_new(const char *mount_root, const char *self_cgroup, const cha
     else if (self_find(self_buf, "memory", &ctrls, &path) == 0)
         r = manager_init_v1(m, mount_root, self_cgroup, self_buf, err);
     else if (root_ctrls)
-        r = dt_error_set(err, ENOTSUP, "cgroup v2 at '%s' lacks controllers (has '%s', needs "
-                         "memory cpu pids) and there is no cgroup v1 memory controller",
+        r = dt_error_set(err, ENOTSUP,
+                         "cgroup v2 at '%s' has controllers '%s', not memory cpu pids, and "
+                         "there is no cgroup v1 memory controller",
                          mount_root, strip(root_ctrls));
     else
-        r = dt_error_set(err, ENOENT, "neither cgroup v2 nor a cgroup v1 memory controller "
-                         "found (mount root '%s', '%s')", mount_root, self_cgroup);
+        r = dt_error_set(err, ENOENT,
+                         "no cgroup v2 and no cgroup v1 memory controller (under '%s', per '%s')",
+                         mount_root, self_cgroup);
     if (r < 0)
         return r;
     *ret = TAKE_PTR(m);
@@ -889,8 +893,9 @@ apply_limits_v1(struct dt_cgroup *cg, const struct dt_cgroup_limits *l, struct d
     dir = cg_dir_for(cg, CG_CPUSET);
     if (!dir) {
         if (l->cpuset_cpus[0])
-            return dt_error_set(err, ENOTSUP, "cpuset '%s' requested but the cgroup v1 cpuset "
-                                "controller is not mounted", l->cpuset_cpus);
+            return dt_error_set(err, ENOTSUP,
+                                "cpuset '%s' requested but the v1 cpuset controller is missing",
+                                l->cpuset_cpus);
         return 0;
     }
     if (l->cpuset_cpus[0])
@@ -1315,8 +1320,10 @@ dt_cgroup_destroy(struct dt_cgroup *cg, struct dt_error **err)
     int r;
 
     /* Errors of the kill are not fatal by themselves (the cgroup may be half gone); whatever
-     * remains makes rmdir fail below. */
-    (void) dt_cgroup_kill(cg, NULL);
+     * remains makes rmdir fail below. An empty cgroup is not killed: on v1 that would be a
+     * needless freeze/thaw cycle. */
+    if (dt_cgroup_is_empty(cg) == 0)
+        (void) dt_cgroup_kill(cg, NULL);
     for (;;) {
         r = dt_cgroup_is_empty(cg);
         if (r != 0 || now_ms() >= deadline)

@@ -4,11 +4,13 @@
  * read stats (including the OOM-kill count), and destroy. Used by sandbox.c; knows nothing of HTTP.
  *
  * Layout: for a manager created with SUBDIR "daytona" by a process whose cgroup is /a/b:
- *   v2: <mount>/a/b/daytona/<name>                (controllers enabled in subtree_control on the way)
- *   v1: <mount>/<ctrl>/a/b/daytona/<name> for ctrl in memory, cpu, cpuacct, pids, freezer, cpuset
+ *   v2: <mount>/a/b/daytona/<name>          (controllers enabled in subtree_control on the way)
+ *   v1: <mount>/<ctrl>/a/b/daytona/<name> for ctrl in memory, cpu, cpuacct, pids, freezer,
+ *       cpuset (/a/b being our path in that hierarchy; co-mounted controllers share a directory)
  * All calls may be made from a loop callback (they do short synchronous filesystem I/O), except
- * dt_cgroup_freeze() and dt_cgroup_destroy() which may wait up to about a second. None is safe in a
- * forked child. */
+ * dt_cgroup_freeze() and dt_cgroup_kill() on v1 / pre-5.14 v2 (up to about a second) and
+ * dt_cgroup_destroy() (up to about two seconds). None is safe in a forked child.
+ * See docs/design/cgroups.md for the files written and the failure modes. */
 #ifndef DT_RUNTIME_CGROUP_H
 #define DT_RUNTIME_CGROUP_H
 
@@ -82,7 +84,7 @@ int dt_cgroup_set_limits(struct dt_cgroup *cg, const struct dt_cgroup_limits *li
 /* Move PID (all its threads) into the cgroup. */
 int dt_cgroup_attach(struct dt_cgroup *cg, pid_t pid, struct dt_error **err);
 /* v2: an O_DIRECTORY|O_CLOEXEC fd of the cgroup for clone3(CLONE_INTO_CGROUP), owned by the
- * handle (do not close). v1: -EOPNOTSUPP. */
+ * handle (do not close); -EBADF after dt_cgroup_destroy(). v1: -EOPNOTSUPP. */
 int dt_cgroup_fd(struct dt_cgroup *cg);
 /* Freeze (true) or thaw (false) every process in the cgroup; returns once the kernel reports
  * the state reached (or -ETIMEDOUT after ~1 s). */

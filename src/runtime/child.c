@@ -192,10 +192,11 @@ mount_fs_at(const struct dt_child_plan *cp, int rootfd, const char *path, const 
     safe_close(t);
 }
 
-/* Bind the host path SRC (resolved in our still-unpivoted mount namespace) onto PATH inside
- * ROOTFD. A missing target is created as a file or directory, as IS_DIR says. */
+/* Clone the host path SRC (a file or directory in our not yet pivoted mount namespace) as a
+ * detached mount, optionally read-only. Called while we still carry the parent's host ids, which
+ * own the state directory (0700): as root of the user namespace we could not even look inside. */
 static int
-bind_host_path(int rootfd, const char *src, const char *path, bool is_dir, bool readonly)
+clone_host_path(const char *src, bool readonly)
 {
     int m = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (m < 0)
@@ -208,6 +209,14 @@ bind_host_path(int rootfd, const char *src, const char *path, bool is_dir, bool 
             return r;
         }
     }
+    return m;
+}
+
+/* Attach the detached mount M onto PATH inside ROOTFD, creating the target as a file or a
+ * directory as IS_DIR says. */
+static int
+bind_clone(int m, int rootfd, const char *path, bool is_dir)
+{
     int t = is_dir ? dt_mkdir_p_in_root(rootfd, path, 0755) : dt_touch_in_root(rootfd, path, 0644);
     if (t == -ELOOP && !is_dir) {
         /* The image has a symlink there (e.g. /etc/resolv.conf -> ../run/...): replace it, as
@@ -226,14 +235,57 @@ bind_host_path(int rootfd, const char *src, const char *path, bool is_dir, bool 
         }
         t = dt_touch_in_root(rootfd, path, 0644);
     }
-    if (t < 0) {
-        safe_close(m);
+    if (t < 0)
         return t;
-    }
     int r = attach_mount(m, t);
-    safe_close(m);
     safe_close(t);
     return r;
+}
+
+/* Host paths cloned before we drop the parent's ids (see clone_host_path()). */
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+static const char *const etc_files[] = {"hostname", "hosts", "resolv.conf"};
+
+struct host_clones {
+    int dev[ELEMENTSOF(dev_nodes)];
+    int etc[ELEMENTSOF(etc_files)];
+    int null_mask; /* /dev/null, for masking /proc files */
+    int meminfo;
+    int cpu_online;
+};
+
+static void
+clone_host_paths(const struct dt_child_plan *cp, struct host_clones *hc)
+{
+    for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+        char src[64] = "/dev/";
+        buf_append(src, sizeof(src), dev_nodes[i]);
+        hc->dev[i] = clone_host_path(src, false);
+        if (hc->dev[i] < 0)
+            child_fail(cp->sock, hc->dev[i], "clone device", src);
+    }
+    hc->null_mask = clone_host_path("/dev/null", false);
+    if (hc->null_mask < 0)
+        child_fail(cp->sock, hc->null_mask, "clone device", "/dev/null");
+    for (size_t i = 0; i < ELEMENTSOF(etc_files) + 2; i++) {
+        const char *name = i < ELEMENTSOF(etc_files) ? etc_files[i]
+                           : i == ELEMENTSOF(etc_files) ? "meminfo"
+                                                        : "cpu-online";
+        int *slot = i < ELEMENTSOF(etc_files) ? &hc->etc[i]
+                    : i == ELEMENTSOF(etc_files) ? &hc->meminfo
+                                                 : &hc->cpu_online;
+        *slot = -EBADF;
+        if ((i == ELEMENTSOF(etc_files) && !cp->meminfo) ||
+            (i == ELEMENTSOF(etc_files) + 1 && !cp->cpu_online))
+            continue;
+        char src[4096] = "";
+        buf_append(src, sizeof(src), cp->state_dir);
+        buf_append(src, sizeof(src), "/");
+        buf_append(src, sizeof(src), name);
+        *slot = clone_host_path(src, i >= ELEMENTSOF(etc_files));
+        if (*slot < 0)
+            child_fail(cp->sock, *slot, "clone", src);
+    }
 }
 
 /* Docker's masked and read-only /proc paths (moby/oci defaults). */
@@ -244,7 +296,7 @@ static const char *const proc_masked[] = {
 static const char *const proc_readonly[] = {"bus", "fs", "irq", "sys", "sysrq-trigger"};
 
 static void
-setup_proc(const struct dt_child_plan *cp, int rootfd)
+setup_proc(const struct dt_child_plan *cp, int rootfd, const struct host_clones *hc)
 {
     mount_fs_at(cp, rootfd, "/proc", "proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                            MOUNT_ATTR_NOEXEC);
@@ -267,7 +319,7 @@ setup_proc(const struct dt_child_plan *cp, int rootfd)
         if (fstat(t, &st) == 0 && S_ISDIR(st.st_mode))
             src = open_tree(empty, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         else
-            src = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+            src = open_tree(hc->null_mask, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         if (src < 0)
             child_fail(cp->sock, errno, "clone mask for /proc/", proc_masked[i]);
         int r = attach_mount(src, t);
@@ -295,11 +347,8 @@ setup_proc(const struct dt_child_plan *cp, int rootfd)
         safe_close(src);
     }
 
-    if (cp->meminfo) {
-        char src[4096] = "";
-        buf_append(src, sizeof(src), cp->state_dir);
-        buf_append(src, sizeof(src), "/meminfo");
-        int r = bind_host_path(rootfd, src, "/proc/meminfo", false, true);
+    if (hc->meminfo >= 0) {
+        int r = bind_clone(hc->meminfo, rootfd, "/proc/meminfo", false);
         if (r < 0)
             child_fail(cp->sock, r, "bind", "/proc/meminfo");
     }
@@ -307,7 +356,7 @@ setup_proc(const struct dt_child_plan *cp, int rootfd)
 }
 
 static void
-setup_sys(const struct dt_child_plan *cp, int rootfd)
+setup_sys(const struct dt_child_plan *cp, int rootfd, const struct host_clones *hc)
 {
     mount_fs_at(cp, rootfd, "/sys", "sysfs", NULL,
                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
@@ -324,32 +373,27 @@ setup_sys(const struct dt_child_plan *cp, int rootfd)
         safe_close(m);
         safe_close(t);
     }
-    if (cp->cpu_online) {
-        char src[4096] = "";
-        buf_append(src, sizeof(src), cp->state_dir);
-        buf_append(src, sizeof(src), "/cpu-online");
-        int r = bind_host_path(rootfd, src, "/sys/devices/system/cpu/online", false, true);
+    if (hc->cpu_online >= 0) {
+        int r = bind_clone(hc->cpu_online, rootfd, "/sys/devices/system/cpu/online", false);
         if (r < 0)
             child_fail(cp->sock, r, "bind", "/sys/devices/system/cpu/online");
     }
 }
 
 static void
-setup_dev(const struct dt_child_plan *cp, int rootfd)
+setup_dev(const struct dt_child_plan *cp, int rootfd, const struct host_clones *hc)
 {
     static const char *const dev_opts[] = {"mode", "0755", "size", "65536", NULL};
     mount_fs_at(cp, rootfd, "/dev", "tmpfs", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
 
     /* Device nodes cannot be created in a user namespace; bind the host's, as rootless runc and
      * crun do. The host's devtmpfs is not owned by our user namespace, so the nodes work. */
-    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-    for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
-        char src[64] = "/dev/", dst[64] = "/dev/";
-        buf_append(src, sizeof(src), nodes[i]);
-        buf_append(dst, sizeof(dst), nodes[i]);
-        int r = bind_host_path(rootfd, src, dst, false, false);
+    for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+        char dst[64] = "/dev/";
+        buf_append(dst, sizeof(dst), dev_nodes[i]);
+        int r = bind_clone(hc->dev[i], rootfd, dst, false);
         if (r < 0)
-            child_fail(cp->sock, r, "bind device", src);
+            child_fail(cp->sock, r, "bind device", dst);
     }
 
     static const char *const pts_opts[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "0620",
@@ -376,19 +420,27 @@ setup_dev(const struct dt_child_plan *cp, int rootfd)
 }
 
 static void
-setup_etc(const struct dt_child_plan *cp, int rootfd)
+setup_etc(const struct dt_child_plan *cp, int rootfd, const struct host_clones *hc)
 {
-    static const char *const files[] = {"hostname", "hosts", "resolv.conf"};
-    for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-        char src[4096] = "", dst[64] = "/etc/";
-        buf_append(src, sizeof(src), cp->state_dir);
-        buf_append(src, sizeof(src), "/");
-        buf_append(src, sizeof(src), files[i]);
-        buf_append(dst, sizeof(dst), files[i]);
-        int r = bind_host_path(rootfd, src, dst, false, false);
+    for (size_t i = 0; i < ELEMENTSOF(etc_files); i++) {
+        char dst[64] = "/etc/";
+        buf_append(dst, sizeof(dst), etc_files[i]);
+        int r = bind_clone(hc->etc[i], rootfd, dst, false);
         if (r < 0)
             child_fail(cp->sock, r, "bind", dst);
     }
+}
+
+static void
+close_host_clones(struct host_clones *hc)
+{
+    for (size_t i = 0; i < ELEMENTSOF(hc->dev); i++)
+        safe_close(hc->dev[i]);
+    for (size_t i = 0; i < ELEMENTSOF(hc->etc); i++)
+        safe_close(hc->etc[i]);
+    safe_close(hc->null_mask);
+    safe_close(hc->meminfo);
+    safe_close(hc->cpu_online);
 }
 
 /* ---- process ----------------------------------------------------------------------------- */
@@ -498,6 +550,16 @@ exec_process(int sock, const struct dt_child_proc *p)
     if (setresuid(p->uid, p->uid, p->uid) < 0)
         child_fail(sock, errno, "set user", NULL);
 
+    /* The caller's signal mask and ignored signals would be inherited across exec (daytonad run
+     * blocks the signals it forwards): start the process with a clean slate. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void) sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    (void) sigprocmask(SIG_SETMASK, &none, NULL);
+
     /* Last before exec: the filter denies calls made above (setns, mount...). */
     if (p->seccomp) {
         r = dt_seccomp_load(p->seccomp);
@@ -540,8 +602,6 @@ dt_child_init_main(const struct dt_child_plan *cp)
     if (r <= 0 || m.type != DT_MSG_GO || nfds != 1 + cp->n_binds)
         _exit(126); /* the parent gave up */
 
-    become_ns_root(cp->sock);
-
     /* The parent has moved us into our cgroup; a cgroup namespace now makes it our "/". */
     if (unshare(CLONE_NEWCGROUP) < 0)
         child_fail(cp->sock, errno, "create cgroup namespace", NULL);
@@ -550,19 +610,30 @@ dt_child_init_main(const struct dt_child_plan *cp)
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         child_fail(cp->sock, errno, "make mounts private", NULL);
 
-    /* fds[0] is the overlay the parent built from idmapped layers; attach it, then build the
-     * rest inside it, resolving every path with the new root as "/". */
-    r = RET_NERRNO(move_mount(fds[0], "", AT_FDCWD, cp->rootfs_dir, MOVE_MOUNT_F_EMPTY_PATH));
-    if (r < 0)
-        child_fail(cp->sock, r, "attach root filesystem on", cp->rootfs_dir);
+    /* Until become_ns_root() we carry the parent's host ids: the only ids that may look into the
+     * state directory. Take from the host what we need now: fds[0] is the overlay the parent
+     * built from idmapped layers; attach it, and clone the host files we bind later. */
     int rootfd = open(cp->rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
+        child_fail(cp->sock, errno, "open root filesystem mount point", cp->rootfs_dir);
+    r = attach_mount(fds[0], rootfd);
+    if (r < 0)
+        child_fail(cp->sock, r, "attach root filesystem on", cp->rootfs_dir);
+    safe_close(rootfd);
+    rootfd = open(cp->rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
         child_fail(cp->sock, errno, "open root filesystem", cp->rootfs_dir);
+    struct host_clones hc;
+    clone_host_paths(cp, &hc);
 
-    setup_proc(cp, rootfd);
-    setup_sys(cp, rootfd);
-    setup_dev(cp, rootfd);
-    setup_etc(cp, rootfd);
+    /* From here on, everything is created inside the new root as the sandbox's root, resolving
+     * every path with the new root as "/". */
+    become_ns_root(cp->sock);
+    setup_proc(cp, rootfd, &hc);
+    setup_sys(cp, rootfd, &hc);
+    setup_dev(cp, rootfd, &hc);
+    setup_etc(cp, rootfd, &hc);
+    close_host_clones(&hc);
 
     for (size_t i = 0; i < cp->n_binds; i++) {
         const struct dt_child_bind *b = &cp->binds[i];

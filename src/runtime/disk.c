@@ -149,8 +149,8 @@ loop_find_backing(const char *path, char *ret_name, size_t name_size)
             continue;
         if (strcmp(backing, path) != 0)
             continue;
-        if (ret_name)
-            (void) snprintf(ret_name, name_size, "/dev/%s", de->d_name);
+        if (ret_name && (size_t) snprintf(ret_name, name_size, "/dev/%s", de->d_name) >= name_size)
+            ret_name[0] = '\0'; /* only used in messages */
         return 1;
     }
     return errno > 0 ? -errno : 0;
@@ -519,7 +519,8 @@ loop_of_mount(int mntfd, const char *path, const char *image, char *ret_name, si
         return dt_error_errno(err, errno, "read link %s", dir);
     link[n] = '\0';
     const char *base = strrchr(link, '/');
-    (void) snprintf(ret_name, name_size, "/dev/%s", base ? base + 1 : link);
+    if ((size_t) snprintf(ret_name, name_size, "/dev/%s", base ? base + 1 : link) >= name_size)
+        return dt_error_set(err, ENAMETOOLONG, "device name of %s is too long", dir);
     return 0;
 }
 
@@ -530,7 +531,7 @@ loop_of_mount(int mntfd, const char *path, const char *image, char *ret_name, si
 static int
 fs_context_error(int fsfd, int errnum, const char *what, const char *dev, struct dt_error **err)
 {
-    char msg[256] = "", buf[256];
+    char msg[sizeof(" ()") + 256] = "", buf[256];
     ssize_t n;
 
     while ((n = read(fsfd, buf, sizeof(buf) - 1)) > 0) {
@@ -593,7 +594,7 @@ dt_disk_mount(const char *image, int *ret_mntfd, struct dt_error **err)
     _cleanup_close_ int imgfd = -EBADF, loopfd = -EBADF, mntfd = -EBADF;
     _cleanup_free_ char *path = NULL;
     _cleanup_(unlockp) int locked = -EBADF; /* declared after imgfd: unlocks before it closes */
-    struct ext4_geometry geo;
+    struct ext4_geometry geo = {};
     struct stat st;
     char dev[64];
     int r;

@@ -5,18 +5,14 @@
 #include "runtime/net.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-
 #include <netlink/addr.h>
 #include <netlink/errno.h>
 #include <netlink/msg.h>
@@ -28,19 +24,23 @@
 #include <netlink/route/route.h>
 #include <netlink/socket.h>
 #include <nftables/libnftables.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "dt/error.h"
 #include "dt/fd-util.h"
 #include "dt/macros.h"
 #include "dt/parse-util.h"
 #include "dt/xalloc.h"
-
 #include "dt/banned.h"
 
-#define SANDBOX_IFNAME "eth0"
-#define RESOLV_MAX_BYTES (64 * 1024)
+#define SANDBOX_IFNAME         "eth0"
+#define RESOLV_MAX_BYTES       (64 * 1024)
 #define RESOLV_MAX_NAMESERVERS 3 /* glibc's MAXNS: later ones are ignored anyway */
-#define SYSTEMD_RESOLV_CONF "/run/systemd/resolve/resolv.conf"
+#define SYSTEMD_RESOLV_CONF    "/run/systemd/resolve/resolv.conf"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -174,8 +174,7 @@ struct cmdbuf {
     size_t len, cap;
 };
 
-static void _printf_(2, 3)
-cmd_add(struct cmdbuf *b, const char *fmt, ...)
+static void _printf_(2, 3) cmd_add(struct cmdbuf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -201,28 +200,30 @@ cmd_add(struct cmdbuf *b, const char *fmt, ...)
 static int
 nlerr_to_errno(int nlerr)
 {
-    switch (nlerr < 0 ? -nlerr : nlerr) {
-    case NLE_EXIST: return EEXIST;
-    case NLE_NODEV: return ENODEV;
-    case NLE_OBJ_NOTFOUND: return ENOENT;
-    case NLE_PERM: return EPERM;
-    case NLE_NOACCESS: return EACCES;
-    case NLE_BUSY: return EBUSY;
-    case NLE_NOMEM: return ENOMEM;
-    case NLE_INVAL: return EINVAL;
-    case NLE_RANGE: return ERANGE;
-    case NLE_AGAIN: return EAGAIN;
-    case NLE_INTR: return EINTR;
-    case NLE_BAD_SOCK: return EBADF;
-    case NLE_NOADDR: return EADDRNOTAVAIL;
-    case NLE_OPNOTSUPP: return EOPNOTSUPP;
-    case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
-    case NLE_PROTO_MISMATCH: return EPROTONOSUPPORT;
-    case NLE_MSGSIZE: return EMSGSIZE;
-    case NLE_MSG_TRUNC: return ENOBUFS;
-    case NLE_NOATTR: return ENODATA;
-    default: return EIO;
-    }
+    static const int map[] = {
+            [NLE_EXIST] = EEXIST,
+            [NLE_NODEV] = ENODEV,
+            [NLE_OBJ_NOTFOUND] = ENOENT,
+            [NLE_PERM] = EPERM,
+            [NLE_NOACCESS] = EACCES,
+            [NLE_BUSY] = EBUSY,
+            [NLE_NOMEM] = ENOMEM,
+            [NLE_INVAL] = EINVAL,
+            [NLE_RANGE] = ERANGE,
+            [NLE_AGAIN] = EAGAIN,
+            [NLE_INTR] = EINTR,
+            [NLE_BAD_SOCK] = EBADF,
+            [NLE_NOADDR] = EADDRNOTAVAIL,
+            [NLE_OPNOTSUPP] = EOPNOTSUPP,
+            [NLE_AF_NOSUPPORT] = EAFNOSUPPORT,
+            [NLE_PROTO_MISMATCH] = EPROTONOSUPPORT,
+            [NLE_MSGSIZE] = EMSGSIZE,
+            [NLE_MSG_TRUNC] = ENOBUFS,
+            [NLE_NOATTR] = ENODATA,
+    };
+    unsigned i = (unsigned) (nlerr < 0 ? -nlerr : nlerr);
+
+    return i < ELEMENTSOF(map) && map[i] ? map[i] : EIO;
 }
 
 static void
@@ -325,9 +326,9 @@ static int
 link_set_up(struct nl_sock *sk, const char *ifname, bool isolated)
 {
     struct ifinfomsg ifi = {
-        .ifi_family = AF_UNSPEC,
-        .ifi_flags = IFF_UP,
-        .ifi_change = IFF_UP,
+            .ifi_family = AF_UNSPEC,
+            .ifi_flags = IFF_UP,
+            .ifi_change = IFF_UP,
     };
     struct nl_msg *msg;
     int r;
@@ -394,6 +395,19 @@ link_get(struct nl_sock *sk, const char *ifname, struct rtnl_link **ret)
 {
     int r = rtnl_link_get_kernel(sk, 0, ifname, ret);
     return r < 0 ? -nlerr_to_errno(r) : 0;
+}
+
+/* Make the kernel finish a pending carrier change of IFNAME now. Carrier changes are applied
+ * by the linkwatch worker; until it has run, the device keeps the noop qdisc, which drops every
+ * packet it is given. Without this, about one attach in fifteen lost the sandbox's (or the
+ * host's) first packet here: a first TCP SYN then waits a whole second for its retransmit.
+ * RTM_GETLINK runs linkwatch_sync_dev() for the device it reports on. Best effort. */
+static void
+link_sync(struct nl_sock *sk, const char *ifname)
+{
+    _cleanup_rtnl_link_ struct rtnl_link *link = NULL;
+
+    (void) link_get(sk, ifname, &link);
 }
 
 static struct nl_addr *
@@ -536,12 +550,56 @@ nft_ctxp(struct nft_ctx **p)
 }
 #define _cleanup_nft_ctx_ _cleanup_(nft_ctxp)
 
+/* libnftables 1.0.6 opens its NETLINK_NETFILTER socket inside nft_ctx_new() without
+ * SOCK_CLOEXEC and offers no way to reach it. Find it and mark it close-on-exec, so that a
+ * process spawned while the context lives does not inherit a socket bound to the host's
+ * netfilter. (A fork+exec on another thread in the microseconds between the two calls can still
+ * see it; sandboxes are spawned from the loop thread, which is also the one running this.) Any
+ * other descriptor found without FD_CLOEXEC is left alone unless it is such a socket. */
+static void
+nft_fix_cloexec(void)
+{
+    _cleanup_close_ int dfd = -EBADF;
+    DIR *d;
+    struct dirent *de;
+
+    dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    d = fdopendir(dfd);
+    if (!d)
+        return;
+    dfd = -EBADF; /* owned by D now */
+    while ((de = readdir(d))) {
+        uint32_t u;
+        int fd, flags, v;
+        socklen_t len = sizeof(v);
+
+        if (parse_u32(de->d_name, &u) < 0 || u > INT_MAX)
+            continue;
+        fd = (int) u;
+        if (fd == dirfd(d))
+            continue;
+        flags = fcntl(fd, F_GETFD);
+        if (flags < 0 || (flags & FD_CLOEXEC))
+            continue;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || v != AF_NETLINK)
+            continue;
+        len = sizeof(v);
+        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 || v != NETLINK_NETFILTER)
+            continue;
+        (void) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(d);
+}
+
 static int
 nft_open(struct nft_ctx **ret, struct dt_error **err)
 {
     struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
     if (!ctx)
         return dt_error_set(err, ENOMEM, "create nftables context");
+    nft_fix_cloexec();
     /* Library code never prints: keep libnftables' output and errors in memory. */
     if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0) {
         nft_ctx_free(ctx);
@@ -561,10 +619,10 @@ nft_error(struct nft_ctx *ctx, struct dt_error **err, const char *what)
         const char *text;
         int code;
     } codes[] = {
-        {"Operation not permitted", EPERM},   {"Permission denied", EACCES},
-        {"No such file or directory", ENOENT}, {"File exists", EEXIST},
-        {"Device or resource busy", EBUSY},    {"Operation not supported", EOPNOTSUPP},
-        {"Cannot allocate memory", ENOMEM},    {"Invalid argument", EINVAL},
+            {"Operation not permitted", EPERM},    {"Permission denied", EACCES},
+            {"No such file or directory", ENOENT}, {"File exists", EEXIST},
+            {"Device or resource busy", EBUSY},    {"Operation not supported", EOPNOTSUPP},
+            {"Cannot allocate memory", ENOMEM},    {"Invalid argument", EINVAL},
     };
     const char *e = nft_ctx_get_error_buffer(ctx);
     const char *nl, *cmd = "", *cmd_end;
@@ -614,12 +672,18 @@ nft_host_rules(struct cmdbuf *b, const struct dt_net_host *h)
      * the per-sandbox chains "sb-<slot>" are left alone so live sandboxes keep their policy. */
     cmd_add(b, "add table inet %s\n", t);
     cmd_add(b, "add map inet %s sandboxes { type ipv4_addr : verdict; }\n", t);
-    cmd_add(b, "add chain inet %s forward { type filter hook forward priority filter; "
-               "policy accept; }\n", t);
-    cmd_add(b, "add chain inet %s input { type filter hook input priority filter; "
-               "policy accept; }\n", t);
-    cmd_add(b, "add chain inet %s postrouting { type nat hook postrouting priority srcnat; "
-               "policy accept; }\n", t);
+    cmd_add(b,
+            "add chain inet %s forward { type filter hook forward priority filter; "
+            "policy accept; }\n",
+            t);
+    cmd_add(b,
+            "add chain inet %s input { type filter hook input priority filter; "
+            "policy accept; }\n",
+            t);
+    cmd_add(b,
+            "add chain inet %s postrouting { type nat hook postrouting priority srcnat; "
+            "policy accept; }\n",
+            t);
     cmd_add(b, "flush chain inet %s forward\n", t);
     cmd_add(b, "flush chain inet %s input\n", t);
     cmd_add(b, "flush chain inet %s postrouting\n", t);
@@ -642,8 +706,8 @@ nft_host_rules(struct cmdbuf *b, const struct dt_net_host *h)
     cmd_add(b, "add rule inet %s input ct state established,related accept\n", t);
     cmd_add(b, "add rule inet %s input reject with icmpx admin-prohibited\n", t);
 
-    cmd_add(b, "add rule inet %s postrouting ip saddr %s/%u oifname != \"%s\" masquerade\n", t,
-            net, h->prefix, br);
+    cmd_add(b, "add rule inet %s postrouting ip saddr %s/%u oifname != \"%s\" masquerade\n", t, net,
+            h->prefix, br);
 
     /* bridge family: anti-spoofing at the ports, so that "ip saddr" in the forward chain
      * really names the sandbox (a sandbox with CAP_NET_RAW could otherwise forge another
@@ -653,15 +717,19 @@ nft_host_rules(struct cmdbuf *b, const struct dt_net_host *h)
     cmd_add(b, "add table bridge %s\n", t);
     cmd_add(b, "add set bridge %s portnames { type ifname; }\n", t);
     cmd_add(b, "add set bridge %s ports { type ifname . ipv4_addr; }\n", t);
-    cmd_add(b, "add chain bridge %s prerouting { type filter hook prerouting priority filter; "
-               "policy accept; }\n", t);
+    cmd_add(b,
+            "add chain bridge %s prerouting { type filter hook prerouting priority filter; "
+            "policy accept; }\n",
+            t);
     cmd_add(b, "flush chain bridge %s prerouting\n", t);
     cmd_add(b, "add rule bridge %s prerouting iifname != @portnames accept\n", t);
     cmd_add(b, "add rule bridge %s prerouting ether type != { ip, arp } drop\n", t);
     cmd_add(b, "add rule bridge %s prerouting ether type ip iifname . ip saddr != @ports drop\n",
             t);
-    cmd_add(b, "add rule bridge %s prerouting ether type arp iifname . arp saddr ip != @ports "
-               "drop\n", t);
+    cmd_add(b,
+            "add rule bridge %s prerouting ether type arp iifname . arp saddr ip != @ports "
+            "drop\n",
+            t);
 }
 
 /* Remove the slot's policy chain and map element whether or not they exist. nftables 1.0.6 has
@@ -808,8 +876,8 @@ dt_net_host_teardown(const struct dt_net_host *h, struct dt_error **err)
 
 /* ---- attach and detach ------------------------------------------------------------------ */
 
-/* Create the veth pair with the sandbox end already in its namespace and up, and the host end
- * enslaved to the bridge but down. Creating it exclusively doubles as the slot's lock: if the
+/* Create the veth pair with the sandbox end already in its namespace and the host end enslaved
+ * to the bridge, both down. Creating it exclusively doubles as the slot's lock: if the
  * name exists, nothing of the slot is touched. */
 static int
 veth_create(struct nl_sock *sk, const char *ifname, int bridge_ifindex, int netns_fd,
@@ -827,7 +895,8 @@ veth_create(struct nl_sock *sk, const char *ifname, int bridge_ifindex, int netn
     peer = rtnl_link_veth_get_peer(link);
     rtnl_link_set_name(peer, SANDBOX_IFNAME);
     rtnl_link_set_ns_fd(peer, netns_fd);
-    rtnl_link_set_flags(peer, IFF_UP);
+    /* Not IFF_UP here: the kernel opens the peer before the pair is linked and veth_open()
+     * then fails with ENOTCONN. eth0 is set up from inside the namespace. */
     rtnl_link_put(peer);
 
     r = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
@@ -843,7 +912,7 @@ veth_create(struct nl_sock *sk, const char *ifname, int bridge_ifindex, int netn
     return 0;
 }
 
-/* Inside the sandbox: lo up, eth0 (already up) gets its address and the default route. */
+/* Inside the sandbox: lo and eth0 up, eth0's address and the default route. */
 static int
 sandbox_configure(int netns_fd, const struct dt_net_attachment *a, struct dt_error **err)
 {
@@ -860,15 +929,14 @@ sandbox_configure(int netns_fd, const struct dt_net_attachment *a, struct dt_err
     if (r < 0)
         return dt_error_errno(err, r, "set 'lo' up in the sandbox");
 
+    r = link_set_up(sk, SANDBOX_IFNAME, /* isolated= */ false);
+    if (r < 0)
+        return dt_error_errno(err, r, "set '" SANDBOX_IFNAME "' up in the sandbox");
+    /* After the up, so that this lookup also does link_sync()'s job for eth0. */
     r = link_get(sk, SANDBOX_IFNAME, &link);
     if (r < 0)
         return dt_error_errno(err, r, "look up '" SANDBOX_IFNAME "' in the sandbox");
     ifindex = rtnl_link_get_ifindex(link);
-    if (!(rtnl_link_get_flags(link) & IFF_UP)) {
-        r = link_set_up(sk, SANDBOX_IFNAME, /* isolated= */ false);
-        if (r < 0)
-            return dt_error_errno(err, r, "set '" SANDBOX_IFNAME "' up in the sandbox");
-    }
 
     r = addr_add(sk, ifindex, a->address, a->prefix);
     if (r < 0)
@@ -907,7 +975,15 @@ attach_rest(struct nl_sock *sk, struct nft_ctx *ctx, const struct dt_net_host *h
         return dt_error_errno(err, r, "set veth '%s' up as an isolated bridge port",
                               a->host_ifname);
 
-    return sandbox_configure(netns_fd, a, err);
+    r = sandbox_configure(netns_fd, a, err);
+    if (r < 0)
+        return r;
+
+    /* eth0 coming up gave carrier to both veth ends (and to the bridge, for its first port);
+     * see link_sync(). */
+    link_sync(sk, a->host_ifname);
+    link_sync(sk, h->bridge);
+    return 0;
 }
 
 int

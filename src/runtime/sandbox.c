@@ -303,9 +303,21 @@ dt_sandbox_create(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_s
 
     struct dt_cgroup_limits lim;
     cgroup_limits_from_plan(rt, plan, &lim);
-    r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, err);
-    if (r < 0)
+    r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, NULL);
+    if (r == -EEXIST) {
+        /* We just created the state directory, so no sandbox of this id exists: the cgroup is
+         * what a crash left behind. Empty and remove it, then start over. */
+        struct dt_cgroup *stale = NULL;
+        if (dt_cgroup_open(rt->cgm, plan->id, &stale, NULL) == 0) {
+            (void) dt_cgroup_destroy(stale, NULL);
+            dt_cgroup_free(stale);
+        }
+        r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, NULL);
+    }
+    if (r < 0) {
+        r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, err);
         goto fail;
+    }
 
     *ret = sb;
     return 0;

@@ -23,6 +23,7 @@
  * capability the sandbox never has (CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_BOOT, ...), which in a
  * deny list amounts to denying them. Names only one ABI has (vm86, umount, the 32-bit time64
  * setters) are listed too: they are skipped on the ABIs where libseccomp does not know them. */
+/* clang-format off */
 const char *const dt_seccomp_denied_syscalls[] = {
     /* Accounting, kernel keyring. */
     "acct", "add_key", "keyctl", "request_key",
@@ -50,13 +51,14 @@ const char *const dt_seccomp_denied_syscalls[] = {
     "uselib", "ustat", "fanotify_init",
     NULL,
 };
+/* clang-format on */
 
 /* The namespace flags of clone(2): NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
  * Together they make the mask 0x7E020000. CLONE_NEWTIME (0x80) is not here: in clone(2) that bit
  * belongs to the exit signal, and only unshare (denied) and clone3 (ENOSYS) accept it. */
 static const uint64_t clone_ns_flags[] = {
-    CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-    CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+        CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+        CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET,
 };
 
 static void
@@ -162,9 +164,9 @@ add_rules(scmp_filter_ctx ctx, uint32_t arch, const char **ret_name)
     nr = resolve(arch, *ret_name);
     if (nr != -1) {
         for (size_t i = 0; i < ELEMENTSOF(clone_ns_flags); i++) {
-            r = seccomp_rule_add_exact(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
-                                       SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i],
-                                               clone_ns_flags[i]));
+            r = seccomp_rule_add_exact(
+                    ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+                    SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i], clone_ns_flags[i]));
             if (r < 0)
                 return r;
         }
@@ -218,8 +220,7 @@ build_arch(uint32_t arch, scmp_filter_ctx *ret, struct dt_error **err)
     if (arch != seccomp_arch_native()) {
         r = seccomp_arch_add(ctx, arch);
         if (r < 0)
-            return dt_error_errno(err, r, "add architecture %s to seccomp filter",
-                                  arch_name(arch));
+            return dt_error_errno(err, r, "add architecture %s to seccomp filter", arch_name(arch));
         r = seccomp_arch_remove(ctx, SCMP_ARCH_NATIVE);
         if (r < 0)
             return dt_error_errno(err, r, "remove native architecture from seccomp filter");

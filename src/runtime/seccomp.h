@@ -20,7 +20,10 @@ int dt_seccomp_build_default(struct sock_fprog *ret, struct dt_error **err);
  * have set no_new_privs or hold CAP_SYS_ADMIN. Async-signal-safe; returns 0 or -errno. */
 int dt_seccomp_load(const struct sock_fprog *prog);
 
-/* The names of the syscalls the default profile denies (for docs and tests), NULL-terminated. */
+/* The names of the syscalls the default profile denies with EPERM whatever their arguments (for
+ * docs and tests), NULL-terminated. Names an ABI lacks are skipped for it. Not listed, because
+ * they depend on arguments or return another errno: clone with a CLONE_NEW* flag (EPERM),
+ * personality other than 0, 8, 0x20000, 0x20008, 0xffffffff (EPERM), clone3 (ENOSYS). */
 extern const char *const dt_seccomp_denied_syscalls[];
 
 #endif

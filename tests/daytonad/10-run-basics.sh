@@ -19,10 +19,20 @@ out=$(run -e FOO=bar --cwd /tmp "$ROOTFS" -- /bin/sh -c 'echo $FOO; pwd'); expec
 /tmp"
 
 # /proc, /sys, /dev
-out=$(run "$ROOTFS" -- /bin/sh -c 'wc -c < /proc/kcore; wc -c < /proc/keys; ls /proc/acpi 2>/dev/null | wc -l')
-expect_eq "masked /proc paths are empty" "$(echo $out)" "0 0 0"
+# Which of Docker's masked paths exist depends on the kernel's configuration: check those the host has.
+for f in kcore keys timer_list sched_debug latency_stats; do
+    [ -e /proc/$f ] || continue
+    out=$(run "$ROOTFS" -- /bin/sh -c "wc -c < /proc/$f"); expect_eq "/proc/$f is masked" "$out" "0"
+done
+for d in acpi scsi asound; do
+    [ -d /proc/$d ] || continue
+    out=$(run "$ROOTFS" -- /bin/sh -c "ls -A /proc/$d | wc -l; touch /proc/$d/x 2>&1 | grep -c Read-only")
+    expect_eq "/proc/$d is an empty read-only directory" "$(echo $out)" "0 1"
+done
 out=$(run "$ROOTFS" -- /probe write /proc/sys/kernel/hostname x); expect_eq "/proc/sys read-only" "$out" "error EROFS"
-out=$(run "$ROOTFS" -- /probe write /proc/sysrq-trigger x); expect_eq "/proc/sysrq-trigger read-only" "$out" "error EROFS"
+if [ -e /proc/sysrq-trigger ]; then
+    out=$(run "$ROOTFS" -- /probe write /proc/sysrq-trigger x); expect_eq "/proc/sysrq-trigger read-only" "$out" "error EROFS"
+fi
 out=$(run "$ROOTFS" -- /probe write /sys/kernel/x x); expect_match "/sys read-only" "$out" "error (EROFS|EACCES|ENOENT)"
 out=$(run "$ROOTFS" -- /bin/sh -c 'ls /dev | sort | tr "\n" " "')
 expect_eq "minimal /dev" "$out" "core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero "
@@ -46,7 +56,16 @@ out=$(exec 7</dev/null 8</dev/null; run "$ROOTFS" -- /probe fds | tr '\n' ' '); 
 
 # Exit codes and signals
 run "$ROOTFS" -- /probe exit 7; expect_eq "exit status passed through" "$?" "7"
-run "$ROOTFS" -- /probe signal 9; expect_eq "killed by signal -> 128+N" "$?" "137"
+run "$ROOTFS" -- /bin/sh -c '/probe signal 15; exit $?'; expect_eq "signal status through a shell" "$?" "143"
+# An init dies of a signal only from outside (the kernel shields a pid namespace's init from its
+# own); SIGKILL it from the host and expect 128+9.
+"$DT_DAYTONAD" run "$ROOTFS" -- /probe sleep 30 & runpid=$!
+for i in $(seq 50); do init=$(pgrep -P $runpid) && break; sleep 0.1; done
+kill -9 "$init"; wait $runpid; expect_eq "init killed by signal -> 128+N" "$?" "137"
+# SIGTERM to daytonad run is passed on to the init, which may handle it.
+"$DT_DAYTONAD" run "$ROOTFS" -- /probe sigterm-handler > "$TMP/sig.out" & runpid=$!
+for i in $(seq 50); do grep -q ready "$TMP/sig.out" && break; sleep 0.1; done
+kill -TERM $runpid; wait $runpid; expect_eq "SIGTERM forwarded to the init" "$?" "42"
 out=$(echo piped | run "$ROOTFS" -- /bin/cat); expect_eq "stdin passed through" "$out" "piped"
 
 # Bind mounts

@@ -51,6 +51,7 @@ host_state() {
         for c in memory pids freezer cpu; do
             echo "cg-$c $(find /sys/fs/cgroup/$c -maxdepth 6 -type d -path '*daytona*' -name 'run-*' 2>/dev/null | wc -l)"
         done
-        echo "procs $(ps -e --no-headers | wc -l)"
+        echo "sandbox-procs $(ps -eo uid= | awk '$1 >= 16777216' | wc -l)"
+        echo "daytonad-procs $(pgrep -c -f 'daytonad run' || true)"
     }
 }

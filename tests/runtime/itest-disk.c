@@ -115,7 +115,7 @@ mount_sysdir(int mntfd, char *buf, size_t size, char *majmin, size_t mm_size)
     struct stat st;
     assert_int_equal(fstat(mntfd, &st), 0);
     snprintf(majmin, mm_size, "%u:%u", major(st.st_dev), minor(st.st_dev));
-    snprintf(buf, size, "/sys/dev/block/%s", majmin);
+    snprintf(buf, size, "/sys/dev/block/%u:%u", major(st.st_dev), minor(st.st_dev));
 }
 
 /* True when some line of /proc/self/mountinfo is for device MAJMIN. */
@@ -225,6 +225,18 @@ test_create(void **state)
         assert_true((uint64_t) st.st_blocks * 512 < 64 * MiB); /* sparse */
         assert_int_equal(st.st_mode & 0777, 0600);
         assert_true(dt < 5000);
+
+        t0 = now_ms();
+        int mntfd = mount_ok(img);
+        double mount_ms = now_ms() - t0;
+        uint64_t used, total;
+        assert_int_equal(dt_disk_usage(mntfd, &used, &total), 0);
+        t0 = now_ms();
+        close_mount(mntfd);
+        assert_int_equal(wait_no_loops(2000), 0);
+        print_message("  mount %.1f ms, unmount+detach %.1f ms, %.2f GiB usable, %.1f MiB used\n",
+                      mount_ms, now_ms() - t0, (double) total / GiB, (double) used / MiB);
+        assert_true(total > sizes[i] * 9 / 10);
         unlink(img);
         free(img);
     }

@@ -86,8 +86,7 @@ test_from_name(void **state)
 static char report[2048];
 static size_t report_len;
 
-_printf_(1, 2) static void
-child_fail(const char *fmt, ...)
+_printf_(1, 2) static void child_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -95,7 +94,7 @@ child_fail(const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         report_len = report_len + (size_t) n < sizeof(report) ? report_len + (size_t) n
-                                                               : sizeof(report) - 1;
+                                                              : sizeof(report) - 1;
 }
 
 /* Run FN in a forked child; FN reports problems with child_fail(). Fails the test on any. */
@@ -139,11 +138,11 @@ read_own_caps(struct caps *c)
     parse_caps(s, c);
 }
 
-#define EXPECT_EQ(what, got, want)                                                                 \
-    do {                                                                                           \
-        unsigned long long g_ = (got), w_ = (want);                                                \
-        if (g_ != w_)                                                                              \
-            child_fail("%s: got %#llx, want %#llx\n", what, g_, w_);                               \
+#define EXPECT_EQ(what, got, want)                                   \
+    do {                                                             \
+        unsigned long long g_ = (got), w_ = (want);                  \
+        if (g_ != w_)                                                \
+            child_fail("%s: got %#llx, want %#llx\n", what, g_, w_); \
     } while (0)
 
 struct apply_case {
@@ -211,19 +210,33 @@ child_apply_default(void *arg)
     (void) unlink(path);
 }
 
+/* The scratch directory lives in setup/teardown so a failing assertion does not leak it. */
+static int
+setup_dir(void **state)
+{
+    *state = dt_test_mkdtemp("dt-caps");
+    return 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+    dt_test_rm_rf(*state);
+    free(*state);
+    return 0;
+}
+
 static void
 test_apply_default(void **state)
 {
     if (geteuid() != 0)
         skip();
-    _cleanup_free_ char *dir = dt_test_mkdtemp("dt-caps");
-    struct apply_case ac = {.keep = dt_caps_default_mask(), .dir = dir};
+    struct apply_case ac = {.keep = dt_caps_default_mask(), .dir = *state};
     run_child(child_apply_default, &ac);
 
     /* The same without CAP_CHOWN: now chown must fail. */
     ac.keep = dt_caps_default_mask() & ~BIT(CAP_CHOWN);
     run_child(child_apply_default, &ac);
-    dt_test_rm_rf(dir);
 }
 
 /* Bits beyond the kernel's last capability are ignored, not an error. */
@@ -354,13 +367,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_mask),
-        cmocka_unit_test(test_from_name),
-        cmocka_unit_test(test_apply_default),
-        cmocka_unit_test(test_apply_ignores_unknown_bits),
-        cmocka_unit_test(test_exec_as_root),
-        cmocka_unit_test(test_exec_as_user),
-        cmocka_unit_test(test_apply_needs_setpcap),
+            cmocka_unit_test(test_default_mask),
+            cmocka_unit_test(test_from_name),
+            cmocka_unit_test_setup_teardown(test_apply_default, setup_dir, teardown_dir),
+            cmocka_unit_test(test_apply_ignores_unknown_bits),
+            cmocka_unit_test(test_exec_as_root),
+            cmocka_unit_test(test_exec_as_user),
+            cmocka_unit_test(test_apply_needs_setpcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the pure parts of src/runtime/net.c: CIDR parsing, slot addresses, address
  * formatting and the sandbox resolv.conf built from sample host files. */
-#include "testlib.h"
-
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +9,11 @@
 #include "dt/fd-util.h"
 #include "dt/xalloc.h"
 #include "runtime/net.h"
-
+#include "testlib.h"
 #include "dt/banned.h"
 
-#define IP4(a, b, c, d) (((uint32_t) (a) << 24) | ((uint32_t) (b) << 16) | ((uint32_t) (c) << 8) | (uint32_t) (d))
+#define IP4(a, b, c, d) \
+    (((uint32_t) (a) << 24) | ((uint32_t) (b) << 16) | ((uint32_t) (c) << 8) | (uint32_t) (d))
 
 static char *tmpdir;
 
@@ -54,9 +53,25 @@ static void
 test_parse_cidr_bad(void **state)
 {
     static const char *const bad[] = {
-        "", "/", "/8", "1.2.3", "1.2.3.4/", "1.2.3.4/33", "1.2.3.4/-1", "1.2.3.4/8x",
-        " 1.2.3.4", "1.2.3.4 ", "256.1.1.1", "a.b.c.d", "1.2.3.4/8/8", "::1", "::/0",
-        "1.2.3.4/ 8", "0x0a.0.0.1", "1.2.3.4.5", "1.2.3.4/99999999999999999999",
+            "",
+            "/",
+            "/8",
+            "1.2.3",
+            "1.2.3.4/",
+            "1.2.3.4/33",
+            "1.2.3.4/-1",
+            "1.2.3.4/8x",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "256.1.1.1",
+            "a.b.c.d",
+            "1.2.3.4/8/8",
+            "::1",
+            "::/0",
+            "1.2.3.4/ 8",
+            "0x0a.0.0.1",
+            "1.2.3.4.5",
+            "1.2.3.4/99999999999999999999",
     };
     uint32_t a = 7;
     unsigned p = 7;
@@ -252,16 +267,16 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_cidr_good),
-        cmocka_unit_test(test_parse_cidr_bad),
-        cmocka_unit_test(test_address_for_slot),
-        cmocka_unit_test(test_format_ip4),
-        cmocka_unit_test(test_resolv_plain),
-        cmocka_unit_test(test_resolv_skips_unreachable),
-        cmocka_unit_test(test_resolv_loopback_only_uses_fallback),
-        cmocka_unit_test(test_resolv_none),
-        cmocka_unit_test(test_resolv_at_most_three),
-        cmocka_unit_test(test_resolv_host_default),
+            cmocka_unit_test(test_parse_cidr_good),
+            cmocka_unit_test(test_parse_cidr_bad),
+            cmocka_unit_test(test_address_for_slot),
+            cmocka_unit_test(test_format_ip4),
+            cmocka_unit_test(test_resolv_plain),
+            cmocka_unit_test(test_resolv_skips_unreachable),
+            cmocka_unit_test(test_resolv_loopback_only_uses_fallback),
+            cmocka_unit_test(test_resolv_none),
+            cmocka_unit_test(test_resolv_at_most_three),
+            cmocka_unit_test(test_resolv_host_default),
     };
     int r;
 

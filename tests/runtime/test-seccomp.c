@@ -26,8 +26,8 @@
 #include "dt/fd-util.h"
 #include "dt/macros.h"
 #include "dt/xalloc.h"
-#include "testlib.h"
 #include "runtime/seccomp.h"
+#include "testlib.h"
 #include "dt/banned.h"
 
 static struct sock_fprog prog;
@@ -91,26 +91,55 @@ run_bpf(const struct sock_fprog *p, const struct seccomp_data *d)
             break;
         case BPF_ALU:
             switch (BPF_OP(f->code)) {
-            case BPF_ADD: a += src; break;
-            case BPF_SUB: a -= src; break;
-            case BPF_AND: a &= src; break;
-            case BPF_OR: a |= src; break;
-            case BPF_XOR: a ^= src; break;
-            case BPF_LSH: a <<= src; break;
-            case BPF_RSH: a >>= src; break;
-            case BPF_NEG: a = -a; break;
-            default: fail_msg("unhandled BPF_ALU %#x", f->code);
+            case BPF_ADD:
+                a += src;
+                break;
+            case BPF_SUB:
+                a -= src;
+                break;
+            case BPF_AND:
+                a &= src;
+                break;
+            case BPF_OR:
+                a |= src;
+                break;
+            case BPF_XOR:
+                a ^= src;
+                break;
+            case BPF_LSH:
+                a <<= src;
+                break;
+            case BPF_RSH:
+                a >>= src;
+                break;
+            case BPF_NEG:
+                a = -a;
+                break;
+            default:
+                fail_msg("unhandled BPF_ALU %#x", f->code);
             }
             break;
         case BPF_JMP: {
             bool t;
             switch (BPF_OP(f->code)) {
-            case BPF_JA: pc += f->k; continue;
-            case BPF_JEQ: t = a == src; break;
-            case BPF_JGT: t = a > src; break;
-            case BPF_JGE: t = a >= src; break;
-            case BPF_JSET: t = (a & src) != 0; break;
-            default: fail_msg("unhandled BPF_JMP %#x", f->code); return 0;
+            case BPF_JA:
+                pc += f->k;
+                continue;
+            case BPF_JEQ:
+                t = a == src;
+                break;
+            case BPF_JGT:
+                t = a > src;
+                break;
+            case BPF_JGE:
+                t = a >= src;
+                break;
+            case BPF_JSET:
+                t = (a & src) != 0;
+                break;
+            default:
+                fail_msg("unhandled BPF_JMP %#x", f->code);
+                return 0;
             }
             pc += t ? f->jt : f->jf;
             break;
@@ -136,10 +165,10 @@ struct abi {
 };
 
 static const struct abi abis[] = {
-    {"x86_64", SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64},
-    {"x86", SCMP_ARCH_X86, AUDIT_ARCH_I386},
-    /* x32 shares the x86_64 audit arch; libseccomp's x32 numbers carry __X32_SYSCALL_BIT. */
-    {"x32", SCMP_ARCH_X32, AUDIT_ARCH_X86_64},
+        {"x86_64", SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64},
+        {"x86", SCMP_ARCH_X86, AUDIT_ARCH_I386},
+        /* x32 shares the x86_64 audit arch; libseccomp's x32 numbers carry __X32_SYSCALL_BIT. */
+        {"x32", SCMP_ARCH_X32, AUDIT_ARCH_X86_64},
 };
 
 static uint32_t
@@ -202,9 +231,9 @@ test_allowed_on_every_abi(void **state)
 {
     if (seccomp_arch_native() != SCMP_ARCH_X86_64)
         skip();
-    static const char *const allowed[] = {"read", "write", "openat", "close", "getpid",
-                                          "ptrace", "execve", "mmap", "wait4", "exit_group",
-                                          "socket", "chown", "fork", "vfork", NULL};
+    static const char *const allowed[] = {"read",   "write",  "openat", "close", "getpid",
+                                          "ptrace", "execve", "mmap",   "wait4", "exit_group",
+                                          "socket", "chown",  "fork",   "vfork", NULL};
     for (size_t a = 0; a < ELEMENTSOF(abis); a++) {
         for (size_t i = 0; allowed[i]; i++) {
             int nr = nr_of(&abis[a], allowed[i]);
@@ -229,8 +258,8 @@ test_clone_rules(void **state)
 {
     if (seccomp_arch_native() != SCMP_ARCH_X86_64)
         skip();
-    static const uint64_t ns[] = {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-                                  CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET};
+    static const uint64_t ns[] = {CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                                  CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET};
     uint64_t all = 0;
     for (size_t i = 0; i < ELEMENTSOF(ns); i++)
         all |= ns[i];
@@ -242,9 +271,9 @@ test_clone_rules(void **state)
         assert_true(nr >= 0 && nr3 >= 0);
         /* What glibc's fork() and pthread_create() pass. */
         uint64_t fork_flags = CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD;
-        uint64_t thread_flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
-                                CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
-                                CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+        uint64_t thread_flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+                                CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+                                CLONE_CHILD_CLEARTID;
         assert_int_equal(eval(&abis[a], nr, fork_flags), SECCOMP_RET_ALLOW);
         assert_int_equal(eval(&abis[a], nr, thread_flags), SECCOMP_RET_ALLOW);
         for (size_t i = 0; i < ELEMENTSOF(ns); i++) {
@@ -271,8 +300,8 @@ check_personality(const struct abi *abi, int nr, uint64_t v)
         v = (uint32_t) v;
     uint32_t got = eval(abi, nr, v);
     if (got != want)
-        fail_msg("%s personality(%#llx): got %#x, want %#x", abi->name, (unsigned long long) v,
-                 got, want);
+        fail_msg("%s personality(%#llx): got %#x, want %#x", abi->name, (unsigned long long) v, got,
+                 want);
 }
 
 static void
@@ -283,12 +312,30 @@ test_personality_rules(void **state)
     for (size_t a = 0; a < ELEMENTSOF(abis); a++) {
         int nr = nr_of(&abis[a], "personality");
         assert_true(nr >= 0);
-        static const uint64_t fixed[] = {0, 8, 0x20000, 0x20008, 0xffffffff, 1, 7, 9, 0x1ffff,
-                                         0x20001, 0x20007, 0x20009, 0x400000 /* READ_IMPLIES_EXEC */,
-                                         0x0040000 /* ADDR_NO_RANDOMIZE */, 0xfffffffe,
-                                         0xfffffff7, 0xfffdffff, 0xfffdfff7, 0x7fffffff,
-                                         0x80000000, 0x100000000ULL, 0x100000008ULL,
-                                         0x1ffffffffULL, 0xffffffff00000001ULL};
+        static const uint64_t fixed[] = {0,
+                                         8,
+                                         0x20000,
+                                         0x20008,
+                                         0xffffffff,
+                                         1,
+                                         7,
+                                         9,
+                                         0x1ffff,
+                                         0x20001,
+                                         0x20007,
+                                         0x20009,
+                                         0x400000 /* READ_IMPLIES_EXEC */,
+                                         0x0040000 /* ADDR_NO_RANDOMIZE */,
+                                         0xfffffffe,
+                                         0xfffffff7,
+                                         0xfffdffff,
+                                         0xfffdfff7,
+                                         0x7fffffff,
+                                         0x80000000,
+                                         0x100000000ULL,
+                                         0x100000008ULL,
+                                         0x1ffffffffULL,
+                                         0xffffffff00000001ULL};
         for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
             check_personality(&abis[a], nr, fixed[i]);
         /* Every value with one or two bits set, and their complements. */
@@ -315,8 +362,7 @@ test_personality_rules(void **state)
 static char report[4096];
 static size_t report_len;
 
-_printf_(1, 2) static void
-child_fail(const char *fmt, ...)
+_printf_(1, 2) static void child_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -324,7 +370,7 @@ child_fail(const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         report_len += (size_t) n < sizeof(report) - report_len ? (size_t) n
-                                                                : sizeof(report) - report_len - 1;
+                                                               : sizeof(report) - report_len - 1;
 }
 
 /* Check that R (a raw syscall result) is -1 with errno WANT. */
@@ -332,8 +378,8 @@ static void
 expect_errno(const char *what, long r, int want)
 {
     if (r != -1 || errno != want)
-        child_fail("%s: got r=%ld errno=%s, want %s\n", what, r, r == -1 ? dt_errno_name(errno) : "-",
-                   dt_errno_name(want));
+        child_fail("%s: got r=%ld errno=%s, want %s\n", what, r,
+                   r == -1 ? dt_errno_name(errno) : "-", dt_errno_name(want));
 }
 
 /* Before the filter: the same calls with harmless arguments fail with something other than
@@ -358,8 +404,8 @@ child_checks(void)
     long r;
 
     /* Baseline. */
-    expect_not_eperm("pre keyctl", syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID,
-                                           KEY_SPEC_SESSION_KEYRING, 0));
+    expect_not_eperm("pre keyctl",
+                     syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
     expect_not_eperm("pre bpf", syscall(SYS_bpf, -1, NULL, 0));
     expect_not_eperm("pre perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
     expect_not_eperm("pre mount", mount("none", "/nonexistent-dt-seccomp", "tmpfs", 0, NULL));
@@ -379,9 +425,8 @@ child_checks(void)
 
     expect_errno("keyctl", syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0),
                  EPERM);
-    expect_errno("add_key", syscall(SYS_add_key, "user", "dt-test", "x", 1,
-                                    KEY_SPEC_PROCESS_KEYRING),
-                 EPERM);
+    expect_errno("add_key",
+                 syscall(SYS_add_key, "user", "dt-test", "x", 1, KEY_SPEC_PROCESS_KEYRING), EPERM);
     expect_errno("bpf", syscall(SYS_bpf, -1, NULL, 0), EPERM);
     expect_errno("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0), EPERM);
     expect_errno("unshare(CLONE_NEWUSER)", unshare(CLONE_NEWUSER), EPERM);
@@ -414,8 +459,7 @@ child_checks(void)
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
         WEXITSTATUS(status) != 7)
-        child_fail("fork: pid=%d status=%#x errno=%s\n", (int) pid, status,
-                   dt_errno_name(errno));
+        child_fail("fork: pid=%d status=%#x errno=%s\n", (int) pid, status, dt_errno_name(errno));
 
     pthread_t th;
     void *res = NULL;
@@ -470,12 +514,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_program_shape),
-        cmocka_unit_test(test_denied_on_every_abi),
-        cmocka_unit_test(test_allowed_on_every_abi),
-        cmocka_unit_test(test_clone_rules),
-        cmocka_unit_test(test_personality_rules),
-        cmocka_unit_test(test_kernel_enforces),
+            cmocka_unit_test(test_program_shape),        cmocka_unit_test(test_denied_on_every_abi),
+            cmocka_unit_test(test_allowed_on_every_abi), cmocka_unit_test(test_clone_rules),
+            cmocka_unit_test(test_personality_rules),    cmocka_unit_test(test_kernel_enforces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -27,6 +27,7 @@
 #define DT_MAX_ENV         4096
 #define DT_MAX_MOUNTS      64
 #define DT_MAX_LAYERS      128
+#define DT_SLOTS_DIR       "/run/daytona/slots"
 
 enum dt_net_mode {
     DT_NET_NONE = 0, /* loopback only */
@@ -84,9 +85,9 @@ int dt_runtime_new(const struct dt_runtime_config *cfg, struct dt_runtime **ret,
 void dt_runtime_free(struct dt_runtime *rt);
 const char *dt_runtime_state_dir(const struct dt_runtime *rt);
 
-/* Take a free slot for a sandbox by locking "<state>/slots/<n>.lock"; the lock is held by the
- * returned fd (close it to release). For tools like `daytonad run`; a server allocates slots in
- * its store instead. */
+/* Take a free slot for a sandbox by locking DT_SLOTS_DIR "/<n>.lock" (host-wide: slots name
+ * host-wide resources); the lock is held by the returned fd (close it to release). Every user of
+ * the runtime on a host takes its slots here. */
 int dt_runtime_acquire_slot(struct dt_runtime *rt, uint32_t *ret_slot, int *ret_lockfd,
                             struct dt_error **err);
 

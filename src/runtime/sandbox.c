@@ -126,11 +126,14 @@ int
 dt_runtime_acquire_slot(struct dt_runtime *rt, uint32_t *ret_slot, int *ret_lockfd,
                         struct dt_error **err)
 {
-    if (mkdirat(rt->state_fd, "slots", 0700) < 0 && errno != EEXIST)
-        return dt_error_errno(err, errno, "create slot directory");
-    _cleanup_close_ int dfd = openat(rt->state_fd, "slots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* Slots name host-wide resources (uid range, address, veth, cgroup of `daytonad run`), so
+     * the locks live in one host-wide place, whatever the state directory. */
+    int r = mkdir_p(DT_SLOTS_DIR, 0700);
+    if (r < 0)
+        return dt_error_errno(err, r, "create slot directory '%s'", DT_SLOTS_DIR);
+    _cleanup_close_ int dfd = open(DT_SLOTS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return dt_error_errno(err, errno, "open slot directory");
+        return dt_error_errno(err, errno, "open slot directory '%s'", DT_SLOTS_DIR);
     for (uint32_t s = 0; s < DT_MAX_SLOTS; s++) {
         char name[32];
         snprintf(name, sizeof(name), "%u.lock", s);
@@ -262,6 +265,34 @@ dt_sandbox_free(struct dt_sandbox *sb)
     free(sb);
 }
 
+/* Create the sandbox's cgroup with the plan's limits. Called right after the state directory was
+ * created, so no sandbox of this id exists: an existing cgroup of that name is a crash's leftover,
+ * which is emptied and replaced. */
+static int
+create_cgroup(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_cgroup **ret,
+              struct dt_error **err)
+{
+    struct dt_cgroup_limits lim;
+    struct dt_error *cg_err = NULL;
+
+    cgroup_limits_from_plan(rt, plan, &lim);
+    int r = dt_cgroup_create(rt->cgm, plan->id, &lim, ret, &cg_err);
+    if (r == -EEXIST) {
+        struct dt_cgroup *stale = NULL;
+        if (dt_cgroup_open(rt->cgm, plan->id, &stale, NULL) == 0) {
+            (void) dt_cgroup_destroy(stale, NULL);
+            dt_cgroup_free(stale);
+        }
+        dt_error_free(cg_err);
+        cg_err = NULL;
+        r = dt_cgroup_create(rt->cgm, plan->id, &lim, ret, &cg_err);
+    }
+    if (r < 0 && err && !*err)
+        *err = TAKE_PTR(cg_err);
+    dt_error_free(cg_err);
+    return r;
+}
+
 int
 dt_sandbox_create(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_sandbox **ret,
                   struct dt_error **err)
@@ -301,23 +332,9 @@ dt_sandbox_create(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_s
         }
     }
 
-    struct dt_cgroup_limits lim;
-    cgroup_limits_from_plan(rt, plan, &lim);
-    r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, NULL);
-    if (r == -EEXIST) {
-        /* We just created the state directory, so no sandbox of this id exists: the cgroup is
-         * what a crash left behind. Empty and remove it, then start over. */
-        struct dt_cgroup *stale = NULL;
-        if (dt_cgroup_open(rt->cgm, plan->id, &stale, NULL) == 0) {
-            (void) dt_cgroup_destroy(stale, NULL);
-            dt_cgroup_free(stale);
-        }
-        r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, NULL);
-    }
-    if (r < 0) {
-        r = dt_cgroup_create(rt->cgm, plan->id, &lim, &sb->cg, err);
+    r = create_cgroup(rt, plan, &sb->cg, err);
+    if (r < 0)
         goto fail;
-    }
 
     *ret = sb;
     return 0;
@@ -774,7 +791,18 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
                 (void) dt_net_parse_cidr(p->allow_cidrs[i], &pol.allow[i].addr,
                                          &pol.allow[i].prefix);
             struct dt_net_attachment att;
-            r = dt_net_attach(&rt->net, p->slot, netns, &pol, &att, err);
+            struct dt_error *net_err = NULL;
+            r = dt_net_attach(&rt->net, p->slot, netns, &pol, &att, &net_err);
+            if (r == -EEXIST) {
+                /* We hold the slot, so its veth or policy is a crashed run's leftover. */
+                dt_error_free(net_err);
+                net_err = NULL;
+                (void) dt_net_detach(&rt->net, p->slot, NULL);
+                r = dt_net_attach(&rt->net, p->slot, netns, &pol, &att, &net_err);
+            }
+            if (r < 0 && err && !*err)
+                *err = TAKE_PTR(net_err);
+            dt_error_free(net_err);
             net_attached = r >= 0;
         } else
             r = dt_net_loopback_up(netns, err);

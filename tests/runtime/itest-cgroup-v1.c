@@ -397,7 +397,11 @@ test_attach_freeze_kill(void **state)
         fail_msg("cpu usage %llu us, but the process has %llu ticks of user time",
                  (unsigned long long) stats.cpu_usage_usec, (unsigned long long) t2);
     assert_int_equal(stats.pids_current, 1);
-    assert_true(stats.memory_current_bytes >= 4u << 20);
+    /* Only "some memory is charged here": how much of the child's 4 MiB lands in this cgroup
+     * depends on the kernel (v1 charge batching, pages faulted before the move). */
+    if (stats.memory_current_bytes == 0)
+        fail_msg("memory usage %llu bytes after touching 4 MiB",
+                 (unsigned long long) stats.memory_current_bytes);
 
     check(dt_cgroup_kill(cg, &e), &e);
     assert_sigkilled(pid);

@@ -8,6 +8,7 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -54,6 +55,15 @@ struct dt_sandbox {
     pid_t pid;                  /* init, 0 when not running */
     int pidfd;
     bool is_child;              /* init is our child (else re-adopted: no exit status) */
+    /* Processes from dt_sandbox_exec() not yet waited for. They are our children, and the
+     * kernel lets a dying pid namespace's init finish only once every process of the namespace
+     * is reaped: stopping reaps them here and keeps their status for dt_process_wait(). */
+    struct exec_record {
+        pid_t pid;
+        bool reaped;
+        siginfo_t si;
+    } *execs;
+    size_t n_execs;
     uint64_t oom_kills_at_start;
     int disk_mntfd;             /* mounted disk image while running, else -EBADF */
 };
@@ -260,6 +270,7 @@ dt_sandbox_free(struct dt_sandbox *sb)
     safe_close(sb->pidfd);
     safe_close(sb->disk_mntfd);
     dt_cgroup_free(sb->cg);
+    free(sb->execs);
     dt_plan_done(&sb->plan);
     free(sb->dir);
     free(sb);
@@ -879,9 +890,12 @@ exit_from_siginfo(const siginfo_t *si, struct dt_exit *e)
 static void
 cleanup_after_exit(struct dt_sandbox *sb)
 {
-    (void) dt_cgroup_kill(sb->cg, NULL);
-    for (int i = 0; i < 200 && dt_cgroup_is_empty(sb->cg) == 0; i++)
-        usleep(5000);
+    /* A pid namespace's init exits only after the kernel has reaped everything else in it, so
+     * the cgroup is normally empty by now; killing it anyway would cost a v1 freeze cycle. */
+    if (dt_cgroup_is_empty(sb->cg) == 0)
+        (void) dt_cgroup_kill(sb->cg, NULL);
+    for (int i = 0; i < 1000 && dt_cgroup_is_empty(sb->cg) == 0; i++)
+        usleep(1000);
     if (sb->plan.net_mode == DT_NET_BRIDGE)
         (void) dt_net_detach(&sb->rt->net, sb->plan.slot, NULL);
     sb->disk_mntfd = safe_close(sb->disk_mntfd);
@@ -899,35 +913,58 @@ oom_since(struct dt_sandbox *sb, uint64_t before)
     return st.oom_kills > before;
 }
 
+/* Reap exec'd processes that have exited, keeping their status (see struct exec_record). */
+static void
+reap_execs(struct dt_sandbox *sb)
+{
+    for (size_t i = 0; i < sb->n_execs; i++) {
+        struct exec_record *x = &sb->execs[i];
+        if (x->reaped)
+            continue;
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t) x->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+            x->si = si;
+            x->reaped = true;
+        } else if (errno == ECHILD) {
+            x->reaped = true; /* reaped by someone else: no status to keep */
+            x->si.si_code = CLD_KILLED;
+            x->si.si_status = SIGKILL;
+        }
+    }
+}
+
 int
 dt_sandbox_wait(struct dt_sandbox *sb, bool nohang, struct dt_exit *ret, struct dt_error **err)
 {
     if (sb->pid <= 0)
         return dt_error_set(err, ESRCH, "sandbox '%s' is not running", sb->plan.id);
 
+    /* The pidfd turns readable once the init is fully gone, which needs our exec'd children
+     * reaped: poll in short steps, reaping them in between. */
+    for (;;) {
+        reap_execs(sb);
+        struct pollfd pfd = {.fd = sb->pidfd, .events = POLLIN};
+        int k = poll(&pfd, 1, nohang ? 0 : 10);
+        if (k > 0)
+            break;
+        if (k < 0 && errno != EINTR)
+            return dt_error_errno(err, errno, "wait for sandbox '%s'", sb->plan.id);
+        if (k == 0 && nohang)
+            return -EAGAIN;
+    }
+
     struct dt_exit e = {0};
     if (sb->is_child) {
         siginfo_t si = {0};
         int r;
         do
-            r = waitid(P_PIDFD, (id_t) sb->pidfd, &si, WEXITED | (nohang ? WNOHANG : 0));
+            r = waitid(P_PIDFD, (id_t) sb->pidfd, &si, WEXITED);
         while (r < 0 && errno == EINTR);
         if (r < 0)
             return dt_error_errno(err, errno, "wait for sandbox '%s'", sb->plan.id);
-        if (si.si_pid == 0)
-            return -EAGAIN;
         exit_from_siginfo(&si, &e);
-    } else {
-        /* Re-adopted: not our child, so no exit status; the pidfd still says when it ends. */
-        struct pollfd pfd = {.fd = sb->pidfd, .events = POLLIN};
-        int k;
-        do
-            k = poll(&pfd, 1, nohang ? 0 : -1);
-        while (k < 0 && errno == EINTR);
-        if (k == 0)
-            return -EAGAIN;
-        e.signal = SIGKILL;
-    }
+    } else
+        e.signal = SIGKILL; /* re-adopted: not our child, so no exit status */
     if (e.signal == SIGKILL && oom_since(sb, sb->oom_kills_at_start))
         e.oom_killed = true;
     cleanup_after_exit(sb);
@@ -1118,6 +1155,8 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
                             spec->args[0], p->id);
     }
     int pfd = (int) syscall(SYS_pidfd_open, child, 0);
+    sb->execs = xreallocarray(sb->execs, sb->n_execs + 1, sizeof(*sb->execs));
+    sb->execs[sb->n_execs++] = (struct exec_record){.pid = child};
     *ret = (struct dt_process){
             .pid = child,
             .pidfd = pfd,
@@ -1132,14 +1171,26 @@ dt_process_wait(struct dt_sandbox *sb, struct dt_process *proc, bool nohang, str
                 struct dt_error **err)
 {
     siginfo_t si = {0};
-    int r;
-    do
-        r = waitid(P_PID, (id_t) proc->pid, &si, WEXITED | (nohang ? WNOHANG : 0));
-    while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return dt_error_errno(err, errno, "wait for process %d", (int) proc->pid);
-    if (si.si_pid == 0)
-        return -EAGAIN;
+    size_t idx = SIZE_MAX;
+    for (size_t i = 0; i < sb->n_execs; i++)
+        if (sb->execs[i].pid == proc->pid)
+            idx = i;
+
+    if (idx != SIZE_MAX && sb->execs[idx].reaped)
+        si = sb->execs[idx].si; /* reaped while the sandbox stopped */
+    else {
+        int r;
+        do
+            r = waitid(P_PID, (id_t) proc->pid, &si, WEXITED | (nohang ? WNOHANG : 0));
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return dt_error_errno(err, errno, "wait for process %d", (int) proc->pid);
+        if (si.si_pid == 0)
+            return -EAGAIN;
+    }
+    if (idx != SIZE_MAX)
+        sb->execs[idx] = sb->execs[--sb->n_execs];
+
     struct dt_exit e;
     exit_from_siginfo(&si, &e);
     if (e.signal == SIGKILL && oom_since(sb, proc->oom_kills_at_start))

@@ -414,7 +414,7 @@ test_exec(void **state)
     assert_non_null(strstr(o4, "/bin"));
     assert_int_equal(e.code, 0);
 
-    _cleanup_free_ char *o5 = exec_simple("/probe", "exit", "7", NULL, &e);
+    free(exec_simple("/probe", "exit", "7", NULL, &e));
     assert_int_equal(e.code, 7);
     assert_int_equal(e.signal, 0);
     assert_int_equal(dt_exit_status(&e), 7);
@@ -425,7 +425,7 @@ test_exec(void **state)
     assert_true(pid < 100);
 
     /* A signal death is reported as such. */
-    _cleanup_free_ char *o7 = exec_simple("/probe", "signal", "15", NULL, &e);
+    free(exec_simple("/probe", "signal", "15", NULL, &e));
     assert_int_equal(e.signal, SIGTERM);
     assert_int_equal(dt_exit_status(&e), 128 + SIGTERM);
 
@@ -451,7 +451,7 @@ test_exec(void **state)
     assert_int_equal(si.si_pid, 0);
 
     /* The sandbox still works. */
-    _cleanup_free_ char *o8 = exec_simple("/bin/true", NULL, NULL, NULL, &e);
+    free(exec_simple("/bin/true", NULL, NULL, NULL, &e));
     assert_int_equal(e.code, 0);
 }
 
@@ -753,7 +753,7 @@ test_oom_exec(void **state)
     assert_int_equal(dt_sandbox_wait(sb, true, &w, NULL), -EAGAIN);
 
     /* A plain SIGKILL afterwards is not counted as OOM. */
-    _cleanup_free_ char *o2 = exec_simple("/probe", "signal", "9", NULL, &e);
+    free(exec_simple("/probe", "signal", "9", NULL, &e));
     assert_int_equal(e.signal, SIGKILL);
     assert_false(e.oom_killed);
     _cleanup_free_ char *o3 = exec_simple("/probe", "id", NULL, NULL, &e);
@@ -1040,8 +1040,8 @@ static void
 test_bad_input(void **state)
 {
     static const char *const bad_ids[] = {"", "a/b", "..", "x y", "a\nb",
-                                          "0123456789012345678901234567890123456789"
-                                          "0123456789012345678901234"};
+                                          ("0123456789012345678901234567890123456789"
+                                           "0123456789012345678901234")};
     for (size_t i = 0; i < ELEMENTSOF(bad_ids); i++) {
         free(plan.id);
         plan.id = xstrdup(bad_ids[i]);
@@ -1072,7 +1072,7 @@ test_bad_input(void **state)
     assert_null(dup);
     assert_true(dt_sandbox_is_running(sb));
     struct dt_exit e;
-    _cleanup_free_ char *o = exec_simple("/bin/true", NULL, NULL, NULL, &e);
+    free(exec_simple("/bin/true", NULL, NULL, NULL, &e));
     assert_int_equal(e.code, 0);
 }
 

@@ -98,9 +98,7 @@ dt_runtime_new(const struct dt_runtime_config *cfg, struct dt_runtime **ret, str
                               &rt->cgm, err);
     if (r < 0)
         goto fail;
-    r = dt_seccomp_build_default(&rt->seccomp, err);
-    if (r < 0)
-        goto fail;
+    dt_seccomp_default(&rt->seccomp);
     if (cfg->need_bridge) {
         r = dt_net_host_setup(&rt->net, err);
         if (r < 0)
@@ -121,7 +119,6 @@ dt_runtime_free(struct dt_runtime *rt)
         return;
     safe_close(rt->state_fd);
     dt_cgroup_manager_free(rt->cgm);
-    free(rt->seccomp.filter);
     free(rt->state_dir);
     free(rt);
 }

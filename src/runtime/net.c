@@ -35,6 +35,7 @@
 #include "dt/macros.h"
 #include "dt/parse-util.h"
 #include "dt/xalloc.h"
+#include "nft-dl.h"
 #include "dt/banned.h"
 
 #define SANDBOX_IFNAME         "eth0"
@@ -598,7 +599,9 @@ nft_open(struct nft_ctx **ret, struct dt_error **err)
 {
     struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
     if (!ctx)
-        return dt_error_set(err, ENOMEM, "create nftables context");
+        return errno == ELIBACC
+                       ? dt_error_set(err, ELIBACC, "load libnftables.so.1 (install libnftables1)")
+                       : dt_error_set(err, ENOMEM, "create nftables context");
     nft_fix_cloexec();
     /* Library code never prints: keep libnftables' output and errors in memory. */
     if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0) {

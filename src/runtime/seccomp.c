@@ -314,10 +314,3 @@ dt_seccomp_build_default(struct sock_fprog *ret, struct dt_error **err)
     return export_bpf(ctx, ret, err);
 }
 
-int
-dt_seccomp_load(const struct sock_fprog *prog)
-{
-    /* A bare syscall: no allocation, nothing libseccomp might do behind our back after fork().
-     * Flags 0: no TSYNC, the child is single-threaded. */
-    return RET_NERRNO((int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog));
-}

@@ -78,12 +78,23 @@ read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_le
     if (fd < 0)
         return -errno;
 
-    size_t cap = 4096, len = 0;
+    size_t cap = max < 4096 ? max : 4096, len = 0;
     _cleanup_free_ char *buf = xmalloc(cap + 1);
     for (;;) {
         if (len == cap) {
-            if (cap >= max)
-                return -EFBIG;
+            if (cap >= max) {
+                /* Full at the limit: fine only if the file ends exactly here. */
+                char probe;
+                ssize_t k;
+                do
+                    k = read(fd, &probe, 1);
+                while (k < 0 && errno == EINTR);
+                if (k < 0)
+                    return -errno;
+                if (k > 0)
+                    return -EFBIG;
+                break;
+            }
             cap = cap * 2 > max ? max : cap * 2;
             buf = xrealloc(buf, cap + 1);
         }

@@ -49,6 +49,8 @@ struct dt_plan {
     uint64_t cpu_millicpus;     /* DT_LIMIT_UNLIMITED or 10..(host CPUs * 1000) */
     uint64_t pids_max;          /* DT_LIMIT_UNLIMITED or >= 1 */
     uint64_t disk_bytes;        /* 0 = no quota (upper dir on the host fs); else >= 16 MiB */
+    bool ephemeral;             /* writable layer on a tmpfs of its own (charged to the sandbox's
+                                 * memory), gone at stop: for throwaway sandboxes; no disk quota */
     char *hostname;             /* NULL = the id (truncated to 63) */
     char **args;                /* NULL-terminated argv of the init process (>= 1 element) */
     char **env;                 /* NULL-terminated "K=V"; PATH/HOME/HOSTNAME/TERM added if absent */

@@ -28,7 +28,8 @@ run_usage(FILE *f)
             "Usage: daytonad run [OPTIONS] ROOTFS [--] CMD [ARG...]\n"
             "\n"
             "Run CMD in a fresh sandbox whose root filesystem is the directory ROOTFS (used as a\n"
-            "read-only lower layer; writes go to a throwaway upper layer), then remove it.\n"
+            "read-only lower layer; writes go to a throwaway layer in memory, or to a disk image\n"
+            "with --disk), then remove it.\n"
             "\n"
             "Options:\n"
             "  --memory SIZE        memory limit (e.g. 512M, 1G)\n"
@@ -218,6 +219,8 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
         strv_push(&o->plan.args, argv[i]);
     if (!o->plan.env)
         o->plan.env = xcalloc(1, sizeof(char *));
+    /* A throwaway sandbox keeps its writes in memory, unless it has a disk quota. */
+    o->plan.ephemeral = o->plan.disk_bytes == 0;
     return 0;
 }
 

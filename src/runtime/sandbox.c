@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -65,7 +66,8 @@ struct dt_sandbox {
     } *execs;
     size_t n_execs;
     uint64_t oom_kills_at_start;
-    int disk_mntfd;             /* mounted disk image while running, else -EBADF */
+    int disk_mntfd;             /* the writable layer's own mount while running (disk image or
+                                 * ephemeral tmpfs), else -EBADF */
 };
 
 /* ---- runtime ----------------------------------------------------------------------------- */
@@ -331,7 +333,7 @@ dt_sandbox_create(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_s
         free(img);
         if (r < 0)
             goto fail;
-    } else {
+    } else if (!plan->ephemeral) {
         /* The upper directory's owner is what "/" shows inside: root of the sandbox. */
         if (mkdirat(sb->dirfd, "upper", 0755) < 0 || mkdirat(sb->dirfd, "work", 0700) < 0 ||
             fchownat(sb->dirfd, "upper", sb->uid_base, sb->uid_base, 0) < 0) {
@@ -642,7 +644,7 @@ static char **
 lookup_dirs(const struct dt_sandbox *sb)
 {
     char **dirs = NULL;
-    if (sb->plan.disk_bytes == 0) {
+    if (sb->plan.disk_bytes == 0 && !sb->plan.ephemeral) {
         _cleanup_free_ char *u = xasprintf("%s/upper", sb->dir);
         strv_push(&dirs, u);
     }
@@ -657,19 +659,34 @@ static int
 open_writable_layer(struct dt_sandbox *sb, int *ret_upper, int *ret_work, struct dt_error **err)
 {
     int base = sb->dirfd;
-    if (sb->plan.disk_bytes > 0) {
-        if (sb->disk_mntfd < 0) {
-            char *img = xasprintf("%s/disk.img", sb->dir);
-            int r = dt_disk_mount(img, &sb->disk_mntfd, err);
-            free(img);
-            if (r < 0)
-                return r;
-        }
+    if (sb->plan.ephemeral && sb->disk_mntfd < 0) {
+        /* A detached tmpfs that only the overlay references: it goes when the sandbox goes. */
+        static const char *const opts[] = {"mode", "0755", NULL};
+        _cleanup_close_ int fsfd = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fsfd < 0)
+            return dt_error_errno(err, errno, "create the in-memory layer of '%s'", sb->plan.id);
+        for (size_t i = 0; opts[i]; i += 2)
+            if (fsconfig(fsfd, FSCONFIG_SET_STRING, opts[i], opts[i + 1], 0) < 0)
+                return dt_error_errno(err, errno, "configure the in-memory layer");
+        if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+            return dt_error_errno(err, errno, "create the in-memory layer");
+        sb->disk_mntfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
+        if (sb->disk_mntfd < 0)
+            return dt_error_errno(err, errno, "mount the in-memory layer");
+    }
+    if (sb->plan.disk_bytes > 0 && sb->disk_mntfd < 0) {
+        char *img = xasprintf("%s/disk.img", sb->dir);
+        int r = dt_disk_mount(img, &sb->disk_mntfd, err);
+        free(img);
+        if (r < 0)
+            return r;
+    }
+    if (sb->disk_mntfd >= 0) {
         base = sb->disk_mntfd;
         if ((mkdirat(base, "upper", 0755) < 0 && errno != EEXIST) ||
             (mkdirat(base, "work", 0700) < 0 && errno != EEXIST) ||
             fchownat(base, "upper", sb->uid_base, sb->uid_base, 0) < 0)
-            return dt_error_errno(err, errno, "prepare the disk image of '%s'", sb->plan.id);
+            return dt_error_errno(err, errno, "prepare the writable layer of '%s'", sb->plan.id);
     }
     _cleanup_close_ int u = openat(base, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     _cleanup_close_ int w = openat(base, "work", O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

@@ -150,6 +150,8 @@ dt_plan_validate(const struct dt_plan *p, struct dt_error **err)
     if (p->disk_bytes != 0 && p->disk_bytes < (16ULL << 20))
         return dt_error_set(err, EINVAL, "disk limit %llu bytes is below the minimum of 16 MiB",
                             (unsigned long long) p->disk_bytes);
+    if (p->ephemeral && p->disk_bytes)
+        return dt_error_set(err, EINVAL, "an ephemeral sandbox has no disk quota");
     if (p->disk_bytes > (16ULL << 40))
         return dt_error_set(err, EINVAL, "disk limit above 16 TiB");
     if (p->hostname && !hostname_valid(p->hostname))

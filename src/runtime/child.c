@@ -279,12 +279,21 @@ clone_host_paths(const struct dt_child_plan *cp, struct host_clones *hc)
             (i == ELEMENTSOF(etc_files) + 1 && !cp->cpu_online))
             continue;
         char src[4096] = "";
-        buf_append(src, sizeof(src), cp->state_dir);
-        buf_append(src, sizeof(src), "/");
+        if (cp->files_dirfd < 0) {
+            buf_append(src, sizeof(src), cp->files_dir);
+            buf_append(src, sizeof(src), "/");
+        }
         buf_append(src, sizeof(src), name);
-        *slot = clone_host_path(src, i >= ELEMENTSOF(etc_files));
+        *slot = open_tree(cp->files_dirfd >= 0 ? cp->files_dirfd : AT_FDCWD, src,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (*slot >= 0 && i >= ELEMENTSOF(etc_files)) {
+            struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+            if (mount_setattr(*slot, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+                *slot = -errno;
+        } else if (*slot < 0)
+            *slot = -errno;
         if (*slot < 0)
-            child_fail(cp->sock, *slot, "clone", src);
+            child_fail(cp->sock, *slot, "clone generated file", name);
     }
 }
 

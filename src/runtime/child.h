@@ -56,13 +56,17 @@ struct dt_child_plan {
     int sock;                  /* child end of the sync socket */
     /* init only */
     const char *rootfs_dir;    /* host path to attach the rootfs mount on, then pivot into */
-    const char *state_dir;     /* host path with generated files: hostname, hosts, resolv.conf,
-                                * meminfo, cpu-online */
+    const char *files_dir;     /* host directory with the generated files: hostname, hosts,
+                                * resolv.conf, meminfo, cpu-online... */
+    int files_dirfd;           /* ...or, when >= 0, a detached mount holding them (inherited at
+                                * clone). A path is needed otherwise: open_tree() clones only
+                                * mounts of our own namespace, and an fd opened before clone
+                                * points into the parent's. */
     const char *hostname;
     size_t n_binds;
     const struct dt_child_bind *binds;
-    bool meminfo;              /* bind state_dir/meminfo over /proc/meminfo */
-    bool cpu_online;           /* bind state_dir/cpu-online over /sys/devices/system/cpu/online */
+    bool meminfo;              /* bind "meminfo" over /proc/meminfo */
+    bool cpu_online;           /* bind "cpu-online" over /sys/devices/system/cpu/online */
     /* exec only */
     int ns_pidfd;              /* pidfd of the sandbox init, to setns() into */
     struct dt_child_proc proc;

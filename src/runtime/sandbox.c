@@ -430,6 +430,14 @@ dt_sandbox_is_running(const struct dt_sandbox *sb)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
+/* Where the generated files live: in an ephemeral sandbox's own tmpfs (no disk I/O, gone with
+ * it), else in its state directory. */
+static int
+files_dirfd(const struct dt_sandbox *sb)
+{
+    return sb->plan.ephemeral && sb->disk_mntfd >= 0 ? sb->disk_mntfd : sb->dirfd;
+}
+
 /* Write the files the sandbox sees as /etc/hostname, /etc/hosts, /etc/resolv.conf and, with
  * limits, /proc/meminfo and /sys/devices/system/cpu/online. Owned by the sandbox's root. */
 static int
@@ -456,8 +464,9 @@ write_generated_files(struct dt_sandbox *sb, const char *hostname, uint32_t addr
         const char *data;
     } files[] = {{"hostname", hn}, {"hosts", hosts}, {"resolv.conf", resolv}};
     for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-        r = write_file_at(sb->dirfd, files[i].name, files[i].data, strlen(files[i].data), 0644);
-        if (r < 0 || fchownat(sb->dirfd, files[i].name, sb->uid_base, sb->uid_base, 0) < 0)
+        r = write_file_at(files_dirfd(sb), files[i].name, files[i].data, strlen(files[i].data),
+                          0644);
+        if (r < 0 || fchownat(files_dirfd(sb), files[i].name, sb->uid_base, sb->uid_base, 0) < 0)
             return dt_error_errno(err, r < 0 ? r : -errno, "write '%s/%s'", sb->dir,
                                   files[i].name);
     }
@@ -466,7 +475,7 @@ write_generated_files(struct dt_sandbox *sb, const char *hostname, uint32_t addr
         long n = plan_ncpus(sb->rt, p);
         char buf[32];
         int k = n > 1 ? snprintf(buf, sizeof(buf), "0-%ld\n", n - 1) : snprintf(buf, sizeof(buf), "0\n");
-        r = write_file_at(sb->dirfd, "cpu-online", buf, (size_t) k, 0444);
+        r = write_file_at(files_dirfd(sb), "cpu-online", buf, (size_t) k, 0444);
         if (r < 0)
             return dt_error_errno(err, r, "write '%s/cpu-online'", sb->dir);
     }
@@ -507,7 +516,7 @@ dt_sandbox_refresh_meminfo(struct dt_sandbox *sb, struct dt_error **err)
                      "SwapFree:       %12llu kB\n",
                      total, total - used, total - used, 0ULL, 0ULL, 0ULL, 0ULL, 0ULL, swap, swap);
     _cleanup_close_ int fd =
-            openat(sb->dirfd, "meminfo", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+            openat(files_dirfd(sb), "meminfo", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
     if (fd < 0)
         return dt_error_errno(err, errno, "open '%s/meminfo'", sb->dir);
     if (pwrite(fd, buf, (size_t) n, 0) != n)
@@ -697,28 +706,23 @@ open_writable_layer(struct dt_sandbox *sb, int *ret_upper, int *ret_work, struct
     return 0;
 }
 
-int
-dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error **err)
+/* The body of dt_sandbox_start(), with the writable layer open (UPPER, WORK; sb->disk_mntfd for
+ * a disk image or an ephemeral tmpfs). Errors are returned unwrapped; the caller undoes the
+ * writable layer. */
+static int
+start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
+           struct dt_error **err)
 {
     struct dt_runtime *rt = sb->rt;
     const struct dt_plan *p = &sb->plan;
     int r;
-
-    if (sb->pid > 0)
-        return dt_error_set(err, EBUSY, "sandbox '%s' is already running", p->id);
-    if (p->net_mode == DT_NET_BRIDGE && !rt->net_ready) {
-        r = dt_net_host_setup(&rt->net, err);
-        if (r < 0)
-            return dt_error_wrap(err, "start sandbox '%s'", p->id);
-        rt->net_ready = true;
-    }
 
     /* Plan everything before cloning: the child may not allocate. */
     struct dt_user user;
     _cleanup_strv_free_ char **dirs = lookup_dirs(sb);
     r = dt_rootfs_lookup_user(dirs, p->user, &user, err);
     if (r < 0)
-        return dt_error_wrap(err, "start sandbox '%s'", p->id);
+        return r;
 
     char hostname[64];
     snprintf(hostname, sizeof(hostname), "%s", p->hostname ? p->hostname : p->id);
@@ -730,7 +734,7 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
     }
     r = write_generated_files(sb, hostname, address, err);
     if (r < 0)
-        return dt_error_wrap(err, "start sandbox '%s'", p->id);
+        return r;
 
     _cleanup_strv_free_ char **env = build_env(p->env, user.home, hostname, false);
     _cleanup_free_ char *rootfs_dir = xasprintf("%s/rootfs", sb->dir);
@@ -746,7 +750,8 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
 
     struct dt_child_plan cp = {
             .rootfs_dir = rootfs_dir,
-            .state_dir = sb->dir,
+            .files_dir = sb->dir,
+            .files_dirfd = files_dirfd(sb) != sb->dirfd ? files_dirfd(sb) : -1,
             .hostname = hostname,
             .n_binds = p->n_binds,
             .binds = binds,
@@ -785,7 +790,7 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
         r = dt_error_errno(err, errno, "clone sandbox init");
         safe_close(sp[0]);
         safe_close(sp[1]);
-        return dt_error_wrap(err, "start sandbox '%s'", p->id);
+        return r;
     }
     if (pid == 0) {
         safe_close(sp[0]);
@@ -795,7 +800,7 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
     _cleanup_close_ int sock = sp[0];
 
     /* From outside: id maps, cgroup, network, root filesystem; then let the child go on. */
-    int upper = -EBADF, work = -EBADF, rootmnt = -EBADF, userns = -EBADF, netns = -EBADF;
+    int rootmnt = -EBADF, userns = -EBADF, netns = -EBADF;
     int fds[1 + DT_MAX_MOUNTS];
     size_t nfds = 0;
     bool net_attached = false;
@@ -837,8 +842,6 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
         if (userns < 0)
             r = dt_error_errno(err, userns, "open the sandbox's user namespace");
     }
-    if (r >= 0)
-        r = open_writable_layer(sb, &upper, &work, err);
     if (r >= 0) {
         rootmnt = dt_rootfs_overlay(p->layers, userns, upper, work, err);
         r = rootmnt < 0 ? rootmnt : 0;
@@ -862,8 +865,6 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
     }
     for (size_t i = 0; i < nfds; i++)
         safe_close(fds[i]);
-    safe_close(upper);
-    safe_close(work);
     safe_close(userns);
     safe_close(netns);
     if (r >= 0)
@@ -874,8 +875,7 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
         if (net_attached)
             (void) dt_net_detach(&rt->net, p->slot, NULL);
         (void) dt_cgroup_kill(sb->cg, NULL);
-        sb->disk_mntfd = safe_close(sb->disk_mntfd);
-        return dt_error_wrap(err, "start sandbox '%s'", p->id);
+        return r;
     }
 
     sb->pid = (pid_t) pid;
@@ -885,6 +885,32 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
     unsigned long long st = 0;
     (void) proc_start_time(sb->pid, &st);
     (void) state_write(sb, st);
+    return 0;
+}
+
+int
+dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error **err)
+{
+    struct dt_runtime *rt = sb->rt;
+    int upper = -EBADF, work = -EBADF, r;
+
+    if (sb->pid > 0)
+        return dt_error_set(err, EBUSY, "sandbox '%s' is already running", sb->plan.id);
+    if (sb->plan.net_mode == DT_NET_BRIDGE && !rt->net_ready) {
+        r = dt_net_host_setup(&rt->net, err);
+        if (r < 0)
+            return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
+        rt->net_ready = true;
+    }
+    r = open_writable_layer(sb, &upper, &work, err);
+    if (r >= 0)
+        r = start_init(sb, stdio_fds, upper, work, err);
+    safe_close(upper);
+    safe_close(work);
+    if (r < 0) {
+        sb->disk_mntfd = safe_close(sb->disk_mntfd);
+        return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
+    }
     return 0;
 }
 

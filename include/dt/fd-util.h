@@ -18,6 +18,8 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t len, int
 /* Read NAME under DIRFD into a new NUL-terminated buffer (at most MAX bytes, else -EFBIG).
  * *ret is owned by the caller (free()). Not async-signal-safe. */
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
+/* Like read_file_at() but from FD's current position to EOF. Not async-signal-safe. */
+int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len);
 /* Format an unsigned/signed number into BUF (at least 21/22 bytes); returns BUF. Async-signal-safe. */
 char *fmt_u64(char *buf, unsigned long long v);
 char *fmt_i64(char *buf, long long v);

@@ -77,7 +77,12 @@ read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_le
     _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return -errno;
+    return read_fd_all(fd, max, ret, ret_len);
+}
 
+int
+read_fd_all(int fd, size_t max, char **ret, size_t *ret_len)
+{
     size_t cap = max < 4096 ? max : 4096, len = 0;
     _cleanup_free_ char *buf = xmalloc(cap + 1);
     for (;;) {

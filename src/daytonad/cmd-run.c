@@ -44,9 +44,10 @@ run_usage(FILE *f)
             "  --user USER          NAME, UID or UID:GID inside (default root)\n"
             "  --cwd DIR            working directory inside\n"
             "  --env K=V, -e K=V    environment variable (repeatable)\n"
-            "  --bind SRC:DST[:ro]  bind a host path into the sandbox (repeatable)\n"
+            "  --bind SRC:DST[:ro]  bind a host path into the sandbox (repeatable; nosuid, nodev;\n"
+            "                       the sandbox writes there as its unprivileged host uids)\n"
             "  --layer DIR          extra read-only layer below ROOTFS (repeatable)\n"
-            "  --state-dir DIR      runtime state (default $DAYTONA_RUN_STATE_DIR or /run/daytona)\n"
+            "  --state-dir DIR      runtime state (default $DAYTONA_RUN_STATE_DIR or /run/daytona/run)\n"
             "\n"
             "Exit status: CMD's, 128+N when killed by signal N, 125 when the sandbox could not be\n"
             "created.\n");
@@ -284,7 +285,7 @@ cmd_run(int argc, char **argv)
 
     cfg.state_dir = o.state_dir ? o.state_dir
                     : secure_getenv("DAYTONA_RUN_STATE_DIR") ? secure_getenv("DAYTONA_RUN_STATE_DIR")
-                                                             : "/run/daytona";
+                                                             : "/run/daytona/run";
     r = dt_runtime_new(&cfg, &rt, &err);
     if (r < 0)
         goto finish;

@@ -454,6 +454,29 @@ close_host_clones(struct host_clones *hc)
 
 /* ---- process ----------------------------------------------------------------------------- */
 
+/* Open PATH (inside the sandbox, whose root may have replaced it) as a character device: no
+ * symlink, no blocking open of a FIFO. Returns the fd (O_CLOEXEC, blocking mode restored) or
+ * -errno (-ENODEV when it is something else). */
+static int
+open_char_device(const char *path, int flags)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode)) {
+        safe_close(fd);
+        return -ENODEV;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int r = -errno;
+        safe_close(fd);
+        return r;
+    }
+    return fd;
+}
+
 /* execve() ARGV[0], searching PATH when it has no slash (execvpe would search our own PATH,
  * not the sandbox's). Returns -errno of the most telling failure. */
 static int
@@ -498,9 +521,11 @@ exec_process(int sock, const struct dt_child_proc *p)
     if (p->pty) {
         /* A new terminal from the sandbox's own devpts instance, so it is the sandbox's tty.
          * The master goes to the caller; the slave becomes our controlling terminal. */
-        int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        /* The sandbox's root owns /dev: open the devpts instance's own ptmx, refuse anything
+         * that is not a character device, and never block on a planted FIFO. */
+        int master = open_char_device("/dev/pts/ptmx", O_RDWR | O_NOCTTY);
         if (master < 0)
-            child_fail(sock, errno, "open", "/dev/ptmx");
+            child_fail(sock, master, "open", "/dev/pts/ptmx");
         int unlock = 0;
         if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
             child_fail(sock, errno, "unlock pty", NULL);
@@ -532,9 +557,9 @@ exec_process(int sock, const struct dt_child_proc *p)
             if (p->stdio[i] >= 0)
                 tmp[i] = fcntl(p->stdio[i], F_DUPFD_CLOEXEC, 3);
             else
-                tmp[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+                tmp[i] = open_char_device("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
             if (tmp[i] < 0)
-                child_fail(sock, errno, "set up stdio", NULL);
+                child_fail(sock, tmp[i] == -1 ? errno : tmp[i], "set up stdio", NULL);
         }
         for (int i = 0; i < 3; i++)
             if (dup2(tmp[i], i) < 0)
@@ -583,6 +608,8 @@ exec_process(int sock, const struct dt_child_proc *p)
             if (fd != sock)
                 (void) close(fd);
 
+    struct dt_child_msg m = {.type = DT_MSG_EXECING};
+    (void) dt_child_send(sock, &m, NULL, 0);
     r = exec_path(p);
     child_fail(sock, r, "execute", p->argv[0]);
 }
@@ -604,7 +631,9 @@ dt_child_init_main(const struct dt_child_plan *cp)
     size_t nfds = 0;
     int r;
 
-    /* Die with the parent while we are being set up; cleared before exec. */
+    /* Nothing in the sandbox may ptrace us or open our /proc/<pid>/fd while we still hold the
+     * parent's fds; and die with the parent while we are being set up (cleared before exec). */
+    (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
     r = dt_child_recv(cp->sock, &m, fds, ELEMENTSOF(fds), &nfds);
@@ -680,6 +709,7 @@ dt_child_init_main(const struct dt_child_plan *cp)
 _Noreturn void
 dt_child_exec_main(const struct dt_child_plan *cp)
 {
+    (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* as in dt_child_init_main() */
     /* The parent has moved us into the sandbox's cgroup already, so what we clone is accounted
      * there and the cgroup namespace we join shows it as "/". */
     if (setns(cp->ns_pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |

@@ -21,6 +21,7 @@ enum dt_child_msg_type {
     DT_MSG_ERROR,  /* child -> parent: a step failed (err, text) */
     DT_MSG_PID,    /* intermediate -> parent: the exec'd process's pid */
     DT_MSG_PTY,    /* grandchild -> parent: the pty master, as SCM_RIGHTS */
+    DT_MSG_EXECING, /* child -> parent: setup done, execve() next (EOF then means success) */
 };
 
 struct dt_child_msg {

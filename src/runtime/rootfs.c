@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dt/fd-util.h"
@@ -30,6 +31,20 @@ dt_rootfs_idmapped_clone(const char *path, int userns_fd, bool readonly, struct 
         return dt_error_errno(err, errno,
                               "idmap '%s' (the kernel and filesystem must support idmapped mounts)",
                               path);
+    return TAKE_FD(fd);
+}
+
+int
+dt_rootfs_bind_clone(const char *path, bool readonly, struct dt_error **err)
+{
+    _cleanup_close_ int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "clone mount of '%s'", path);
+    struct mount_attr a = {
+            .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (readonly ? MOUNT_ATTR_RDONLY : 0),
+    };
+    if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+        return dt_error_errno(err, errno, "set attributes of bind mount '%s'", path);
     return TAKE_FD(fd);
 }
 
@@ -147,13 +162,16 @@ dt_rootfs_lookup_user(char *const *dirs, const char *spec, struct dt_user *ret,
         _cleanup_close_ int root = open(dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root < 0)
             continue;
-        _cleanup_close_ int fd = dt_open_in_root(root, "/etc/passwd", O_RDONLY, 0);
+        /* The upper directory belongs to the sandbox: a FIFO or device planted at /etc/passwd
+         * must neither block nor be read. Only a regular file, read through the fd that was
+         * resolved inside the root. */
+        _cleanup_close_ int fd = dt_open_in_root(root, "/etc/passwd", O_RDONLY | O_NONBLOCK, 0);
         if (fd < 0)
             continue;
-        /* Read through the fd that was resolved inside the root, never through a joined path. */
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-        (void) read_file_at(AT_FDCWD, p, 4 << 20, &passwd, NULL);
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        (void) read_fd_all(fd, 4 << 20, &passwd, NULL);
     }
 
     const char *sp = spec && *spec ? spec : "0";

@@ -66,6 +66,7 @@ struct dt_sandbox {
     } *execs;
     size_t n_execs;
     uint64_t oom_kills_at_start;
+    bool paused;
     int disk_mntfd;             /* the writable layer's own mount while running (disk image or
                                  * ephemeral tmpfs), else -EBADF */
 };
@@ -390,15 +391,18 @@ dt_sandbox_load(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_san
     if (read_file_at(sb->dirfd, "state", 4096, &state, NULL) == 0) {
         int pid = 0;
         unsigned long long st = 0, now = 0;
-        if (sscanf(state, "pid=%d\nstarttime=%llu", &pid, &st) == 2 && pid > 0 &&
-            proc_start_time(pid, &now) == 0 && now == st) {
-            int pfd = (int) syscall(SYS_pidfd_open, pid, 0);
-            if (pfd >= 0) {
-                sb->pid = pid;
-                sb->pidfd = pfd;
-                sb->is_child = false;
-            }
-        }
+        /* pidfd first, then the start time, then "still alive": a pid recycled in between
+         * would otherwise give us a pidfd for someone else's process. */
+        int pfd = -EBADF;
+        if (sscanf(state, "pid=%d\nstarttime=%llu", &pid, &st) == 2 && pid > 0)
+            pfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pfd >= 0 && proc_start_time(pid, &now) == 0 && now == st &&
+            syscall(SYS_pidfd_send_signal, pfd, 0, NULL, 0) == 0) {
+            sb->pid = pid;
+            sb->pidfd = pfd;
+            sb->is_child = false;
+        } else
+            safe_close(pfd);
     }
     *ret = sb;
     return 0;
@@ -430,12 +434,13 @@ dt_sandbox_is_running(const struct dt_sandbox *sb)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
-/* Where the generated files live: in an ephemeral sandbox's own tmpfs (no disk I/O, gone with
- * it), else in its state directory. */
+/* Where the generated files live: on the writable layer's own mount when there is one (an
+ * ephemeral tmpfs: no disk I/O, gone with the sandbox; a disk image: writes to /etc/hosts count
+ * against the quota), else in the state directory. */
 static int
 files_dirfd(const struct dt_sandbox *sb)
 {
-    return sb->plan.ephemeral && sb->disk_mntfd >= 0 ? sb->disk_mntfd : sb->dirfd;
+    return sb->disk_mntfd >= 0 ? sb->disk_mntfd : sb->dirfd;
 }
 
 /* Write the files the sandbox sees as /etc/hostname, /etc/hosts, /etc/resolv.conf and, with
@@ -593,11 +598,13 @@ open_ns(pid_t pid, const char *ns)
     return RET_NERRNO(open(path, O_RDONLY | O_CLOEXEC));
 }
 
-/* Wait for the child's verdict on SOCK: an error message, or EOF once it has exec'd. Other
- * messages (pid, pty) are handed back through the out parameters. */
+/* Wait for the child's verdict on SOCK: an error message, or EOF after "about to exec" (the
+ * socket is close-on-exec). EOF without it means the child died during setup. Other messages
+ * (pid, pty) are handed back through the out parameters. */
 static int
 await_child(int sock, pid_t *ret_pid, int *ret_pty, struct dt_error **err)
 {
+    bool execing = false;
     for (;;) {
         struct pollfd pfd = {.fd = sock, .events = POLLIN};
         int k = poll(&pfd, 1, START_TIMEOUT_MS);
@@ -613,8 +620,12 @@ await_child(int sock, pid_t *ret_pid, int *ret_pty, struct dt_error **err)
         if (r < 0)
             return dt_error_errno(err, r, "read from sandbox setup");
         if (r == 0)
-            return 0;
+            return execing ? 0
+                           : dt_error_set(err, ECHILD, "sandbox setup ended before exec");
         switch (m.type) {
+        case DT_MSG_EXECING:
+            execing = true;
+            break;
         case DT_MSG_ERROR:
             safe_close(fd);
             return dt_error_errno(err, m.err, "%s", m.text);
@@ -670,7 +681,13 @@ open_writable_layer(struct dt_sandbox *sb, int *ret_upper, int *ret_work, struct
     int base = sb->dirfd;
     if (sb->plan.ephemeral && sb->disk_mntfd < 0) {
         /* A detached tmpfs that only the overlay references: it goes when the sandbox goes. */
-        static const char *const opts[] = {"mode", "0755", NULL};
+        /* Writes are charged to the sandbox's memory cgroup; size= also stops them at the
+         * memory limit when there is one (tmpfs' default is half of the host's RAM). */
+        char size[32];
+        snprintf(size, sizeof(size), "%llu", (unsigned long long) sb->plan.memory_bytes);
+        const char *const opts[] = {"mode", "0755",
+                                    sb->plan.memory_bytes != DT_LIMIT_UNLIMITED ? "size" : NULL,
+                                    size, NULL};
         _cleanup_close_ int fsfd = fsopen("tmpfs", FSOPEN_CLOEXEC);
         if (fsfd < 0)
             return dt_error_errno(err, errno, "create the in-memory layer of '%s'", sb->plan.id);
@@ -849,7 +866,7 @@ start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
             fds[nfds++] = rootmnt;
     }
     for (size_t i = 0; r >= 0 && i < p->n_binds; i++) {
-        int m = dt_rootfs_idmapped_clone(p->binds[i].source, userns, p->binds[i].readonly, err);
+        int m = dt_rootfs_bind_clone(p->binds[i].source, p->binds[i].readonly, err);
         if (m < 0)
             r = m;
         else
@@ -962,10 +979,11 @@ reap_execs(struct dt_sandbox *sb)
         if (x->reaped)
             continue;
         siginfo_t si = {0};
-        if (waitid(P_PID, (id_t) x->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+        int k = waitid(P_PID, (id_t) x->pid, &si, WEXITED | WNOHANG);
+        if (k == 0 && si.si_pid != 0) {
             x->si = si;
             x->reaped = true;
-        } else if (errno == ECHILD) {
+        } else if (k < 0 && errno == ECHILD) {
             x->reaped = true; /* reaped by someone else: no status to keep */
             x->si.si_code = CLD_KILLED;
             x->si.si_status = SIGKILL;
@@ -1028,6 +1046,7 @@ dt_sandbox_stop(struct dt_sandbox *sb, uint64_t grace_usec, struct dt_error **er
     /* Killing a pid namespace's init kills everything in it; the cgroup catches anything else. */
     (void) syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
     (void) dt_cgroup_freeze(sb->cg, false, NULL);
+    sb->paused = false;
     (void) dt_cgroup_kill(sb->cg, NULL);
     struct dt_exit e;
     int r = dt_sandbox_wait(sb, false, &e, err);
@@ -1040,14 +1059,20 @@ dt_sandbox_pause(struct dt_sandbox *sb, struct dt_error **err)
     if (sb->pid <= 0)
         return dt_error_set(err, ESRCH, "sandbox '%s' is not running", sb->plan.id);
     int r = dt_cgroup_freeze(sb->cg, true, err);
-    return r < 0 ? dt_error_wrap(err, "pause sandbox '%s'", sb->plan.id) : 0;
+    if (r < 0)
+        return dt_error_wrap(err, "pause sandbox '%s'", sb->plan.id);
+    sb->paused = true;
+    return 0;
 }
 
 int
 dt_sandbox_resume(struct dt_sandbox *sb, struct dt_error **err)
 {
     int r = dt_cgroup_freeze(sb->cg, false, err);
-    return r < 0 ? dt_error_wrap(err, "resume sandbox '%s'", sb->plan.id) : 0;
+    if (r < 0)
+        return dt_error_wrap(err, "resume sandbox '%s'", sb->plan.id);
+    sb->paused = false;
+    return 0;
 }
 
 int
@@ -1095,6 +1120,8 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
 
     if (sb->pid <= 0)
         return dt_error_set(err, ESRCH, "sandbox '%s' is not running", p->id);
+    if (sb->paused) /* the new process would freeze on joining the cgroup */
+        return dt_error_set(err, EBUSY, "sandbox '%s' is paused", p->id);
     size_t na = strv_length(spec->args);
     if (na == 0 || na > DT_MAX_ARGS || !spec->args[0][0])
         return dt_error_set(err, EINVAL, "invalid command");
@@ -1179,6 +1206,8 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
     int pty = -EBADF;
     if (r >= 0)
         r = await_child(sock, &child, &pty, err);
+    if (r < 0)
+        (void) kill((pid_t) mid, SIGKILL); /* it may still be waiting or stuck: never block */
     while (waitpid((pid_t) mid, NULL, 0) < 0 && errno == EINTR)
         ;
     if (r < 0 || child <= 0) {

@@ -69,10 +69,18 @@ kill -TERM $runpid; wait $runpid; expect_eq "SIGTERM forwarded to the init" "$?"
 out=$(echo piped | run "$ROOTFS" -- /bin/cat); expect_eq "stdin passed through" "$out" "piped"
 
 # Bind mounts
-vol="$TMP/vol"; mkdir -p "$vol"; echo host > "$vol/f"
+vol="$TMP/vol"; mkdir -p "$vol"; chmod 1777 "$vol"; echo host > "$vol/f"
 out=$(run --bind "$vol:/data" "$ROOTFS" -- /bin/sh -c 'cat /data/f; echo inside > /data/g')
 expect_eq "bind mount readable" "$out" "host"
 expect_eq "bind mount writable" "$(cat "$vol/g")" "inside"
+[ "$(stat -c %u "$vol/g")" -ge 16777216 ] || fail "a file written to a bind is owned by host uid $(stat -c %u "$vol/g")"
+ok "the sandbox writes to binds as its unprivileged host uid"
+# Regression: binds were idmapped, so the sandbox's root made host-root setuid files in them.
+run --bind "$vol:/data" "$ROOTFS" -- /bin/sh -c 'cp /bin/busybox /data/bb; chmod 4755 /data/bb' 2>/dev/null
+[ "$(stat -c %u "$vol/bb")" != 0 ] || fail "sandbox root created a host-root-owned file in a bind"
+ok "no host-root setuid files from inside"
+out=$(run --bind "$vol:/data" "$ROOTFS" -- /bin/sh -c 'grep " /data " /proc/self/mounts')
+expect_match "binds are nosuid and nodev" "$out" "nosuid,nodev"
 out=$(run --bind "$vol:/data:ro" "$ROOTFS" -- /probe write /data/h x); expect_eq "read-only bind" "$out" "error EROFS"
 
 # Writes go to a throwaway layer, never into ROOTFS

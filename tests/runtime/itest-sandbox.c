@@ -725,14 +725,49 @@ test_pause_resume(void **state)
     assert_int_equal(e.signal, SIGKILL);
     assert_false(e.oom_killed);
 
-    /* Stop works on a paused sandbox too (the freezer must be thawed for the kill). */
+    /* Stop works on a paused sandbox too (the freezer must be thawed for the kill). Exec into a
+     * paused sandbox is refused at once: the new process would freeze on joining the cgroup. */
     if (dt_sandbox_pause(sb, &err) < 0)
         fail_err("pause 2", err);
+    struct dt_process p2;
+    assert_int_equal(dt_sandbox_exec(sb, &spec, &p2, &err), -EBUSY);
+    assert_non_null(strstr(err->message, "paused"));
+    dt_error_free(err);
+    err = NULL;
     uint64_t t0 = now_usec();
     if (dt_sandbox_stop(sb, 100000, &err) < 0)
         fail_err("stop paused", err);
     assert_true(now_usec() - t0 < 3000000);
     assert_false(dt_sandbox_is_running(sb));
+}
+
+
+/* ---- regressions: hostile files in the sandbox's own writable layer ------------------------ */
+
+/* A FIFO planted at /etc/passwd in the upper directory (read by the host to resolve users) must
+ * not block a restart: found in review. */
+static void
+test_planted_fifos(void **state)
+{
+    struct dt_error *err = NULL;
+    struct dt_exit e;
+    create_and_start(NULL);
+    free(exec_simple("/bin/busybox", "sh", "-c",
+                     "rm -f /etc/passwd && busybox mkfifo /etc/passwd", &e));
+    assert_int_equal(e.code, 0);
+    /* /dev/null is a mount point: the sandbox cannot replace it (the exec path also refuses
+     * anything but a character device there). */
+    free(exec_simple("/bin/busybox", "sh", "-c", "rm /dev/null", &e));
+    assert_int_not_equal(e.code, 0);
+
+    /* Restart: user lookup reads the upper dir's /etc/passwd first; the FIFO is skipped. */
+    if (dt_sandbox_stop(sb, 0, &err) < 0)
+        fail_err("stop", err);
+    uint64_t t0 = now_usec();
+    if (dt_sandbox_start(sb, NULL, &err) < 0)
+        fail_err("start again", err);
+    assert_true(now_usec() - t0 < 5000000);
+    assert_true(dt_sandbox_is_running(sb));
 }
 
 /* ---- 6. OOM of an exec'd process ------------------------------------------------------- */
@@ -1090,6 +1125,7 @@ main(void)
             cmocka_unit_test_setup_teardown(test_stop_sigterm_ignored, test_setup, test_teardown),
             cmocka_unit_test_setup_teardown(test_pause_resume, test_setup, test_teardown),
             cmocka_unit_test_setup_teardown(test_oom_exec, test_setup, test_teardown),
+            cmocka_unit_test_setup_teardown(test_planted_fifos, test_setup, test_teardown),
             cmocka_unit_test_setup_teardown(test_readopt, test_setup, test_teardown),
             cmocka_unit_test_setup_teardown(test_bad_input, test_setup, test_teardown),
             cmocka_unit_test_setup_teardown(test_leaks, test_setup, test_teardown),

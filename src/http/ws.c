@@ -93,6 +93,28 @@ name_is(const struct dt_ws_header *h, const char *name)
     return h->name_len == n && strncasecmp(h->name, name, n) == 0;
 }
 
+/* Take the next element of the comma-separated list *V (*LEFT bytes); *T and *TL get it, optional
+ * whitespace trimmed. Returns false when the list is exhausted. */
+static bool
+next_list_item(const char **v, size_t *left, const char **t, size_t *tl)
+{
+    if (*left == 0)
+        return false;
+    const char *comma = memchr(*v, ',', *left);
+    size_t len = comma ? (size_t) (comma - *v) : *left;
+
+    *t = *v;
+    *tl = len;
+    trim_ows(t, tl);
+    *v += len;
+    *left -= len;
+    if (*left > 0) {
+        (*v)++;
+        (*left)--;
+    }
+    return true;
+}
+
 /* Whether any header called NAME has TOKEN in its comma-separated value. */
 static bool
 list_has_token(const struct dt_ws_header *h, size_t n, const char *name, const char *token,
@@ -101,27 +123,14 @@ list_has_token(const struct dt_ws_header *h, size_t n, const char *name, const c
     size_t tlen = strlen(token);
 
     for (size_t i = 0; i < n; i++) {
-        const char *v = h[i].value;
-        size_t left = h[i].value_len;
+        const char *v = h[i].value, *t;
+        size_t left = h[i].value_len, tl;
 
         if (!name_is(&h[i], name))
             continue;
-        while (left > 0) {
-            const char *comma = memchr(v, ',', left);
-            size_t len = comma ? (size_t) (comma - v) : left;
-            const char *t = v;
-            size_t tl = len;
-
-            trim_ows(&t, &tl);
+        while (next_list_item(&v, &left, &t, &tl))
             if (tl == tlen && (icase ? strncasecmp(t, token, tl) : memcmp(t, token, tl)) == 0)
                 return true;
-            v += len;
-            left -= len;
-            if (left > 0) {
-                v++;
-                left--;
-            }
-        }
     }
     return false;
 }
@@ -201,30 +210,17 @@ dt_ws_select_protocol(const struct dt_ws_header *h, size_t n, const char *const 
                       size_t n_supported)
 {
     /* Walk the client's tokens in order and test each against our list, so that the client's
-     * preference wins; list_has_token() on a one-header slice does the splitting. */
+     * preference wins. */
     for (size_t i = 0; i < n; i++) {
-        const char *v = h[i].value;
-        size_t left = h[i].value_len;
+        const char *v = h[i].value, *t;
+        size_t left = h[i].value_len, tl;
 
         if (!name_is(&h[i], "Sec-WebSocket-Protocol"))
             continue;
-        while (left > 0) {
-            const char *comma = memchr(v, ',', left);
-            size_t len = comma ? (size_t) (comma - v) : left;
-            const char *t = v;
-            size_t tl = len;
-
-            trim_ows(&t, &tl);
+        while (next_list_item(&v, &left, &t, &tl))
             for (size_t j = 0; j < n_supported; j++)
                 if (strlen(supported[j]) == tl && memcmp(supported[j], t, tl) == 0)
                     return supported[j];
-            v += len;
-            left -= len;
-            if (left > 0) {
-                v++;
-                left--;
-            }
-        }
     }
     return NULL;
 }

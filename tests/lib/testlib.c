@@ -200,3 +200,17 @@ dt_test_count_dir(const char *path)
     closedir(d);
     return n;
 }
+
+char *
+dt_test_read_trimmed(const char *dir, const char *file)
+{
+    char *p = xasprintf("%s/%s", dir, file), *buf = NULL;
+    int r = read_file_at(AT_FDCWD, p, 1 << 20, &buf, NULL);
+    free(p);
+    if (r < 0)
+        return NULL;
+    size_t n = strlen(buf);
+    while (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = 0;
+    return buf;
+}

@@ -33,6 +33,9 @@ char *dt_test_make_rootfs(void);
  * NUL-terminated) when OUT is not NULL. Returns the raw wait status, or -errno. */
 int dt_test_run(char *const argv[], char **out);
 
+/* The content of DIR/FILE without trailing newlines (malloc'ed), or NULL when unreadable. */
+char *dt_test_read_trimmed(const char *dir, const char *file);
+
 /* Count lines in /proc/self/mountinfo, entries in a directory etc. for leak checks. */
 int dt_test_count_lines(const char *path);
 int dt_test_count_dir(const char *path);

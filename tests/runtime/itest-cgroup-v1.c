@@ -73,19 +73,11 @@ cgdir(const char *ctrl, const char *rel)
     return p;
 }
 
-/* Content of DIR/FILE without the trailing newline (new string), or NULL. */
+/* Content of DIR/FILE without trailing newlines (new string), or NULL. */
 static char *
 get(const char *dir, const char *file)
 {
-    char *p = xasprintf("%s/%s", dir, file), *buf = NULL;
-    int r = read_file_at(AT_FDCWD, p, 1 << 20, &buf, NULL);
-    free(p);
-    if (r < 0)
-        return NULL;
-    size_t n = strlen(buf);
-    while (n > 0 && buf[n - 1] == '\n')
-        buf[--n] = 0;
-    return buf;
+    return dt_test_read_trimmed(dir, file);
 }
 
 static void

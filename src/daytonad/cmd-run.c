@@ -225,16 +225,23 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
     return 0;
 }
 
-/* Wait for the sandbox's init, passing SIGINT/SIGTERM/SIGHUP/SIGQUIT on to it. */
+/* The signals `daytonad run` passes on to the sandbox's init. */
+static void
+forwarded_signals(sigset_t *ss)
+{
+    sigemptyset(ss);
+    sigaddset(ss, SIGINT);
+    sigaddset(ss, SIGTERM);
+    sigaddset(ss, SIGHUP);
+    sigaddset(ss, SIGQUIT);
+}
+
+/* Wait for the sandbox's init, passing the forwarded signals on to it. */
 static int
 wait_forwarding_signals(struct dt_sandbox *sb, struct dt_exit *e, struct dt_error **err)
 {
     sigset_t ss;
-    sigemptyset(&ss);
-    sigaddset(&ss, SIGINT);
-    sigaddset(&ss, SIGTERM);
-    sigaddset(&ss, SIGHUP);
-    sigaddset(&ss, SIGQUIT);
+    forwarded_signals(&ss);
     int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
     for (;;) {
         struct pollfd p[2] = {{.fd = dt_sandbox_pidfd(sb), .events = POLLIN},
@@ -276,11 +283,7 @@ cmd_run(int argc, char **argv)
         goto finish;
 
     /* Block the signals we forward before any child exists, so none is lost in between. */
-    sigemptyset(&ss);
-    sigaddset(&ss, SIGINT);
-    sigaddset(&ss, SIGTERM);
-    sigaddset(&ss, SIGHUP);
-    sigaddset(&ss, SIGQUIT);
+    forwarded_signals(&ss);
     sigprocmask(SIG_BLOCK, &ss, NULL);
 
     cfg.state_dir = o.state_dir ? o.state_dir

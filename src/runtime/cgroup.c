@@ -18,6 +18,7 @@
 #include "dt/fd-util.h"
 #include "dt/macros.h"
 #include "dt/parse-util.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
@@ -110,22 +111,6 @@ is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long) ms * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
 }
 
 /* Whether WORD is one of the tokens of S separated by any of SEPS. A leading '+' on a token is
@@ -366,9 +351,9 @@ rmdir_tree(const char *dir, unsigned depth, uint64_t deadline, struct dt_error *
     for (;;) {
         if (rmdir(dir) == 0 || errno == ENOENT)
             return 0;
-        if (errno != EBUSY || now_ms() >= deadline)
+        if (errno != EBUSY || now_msec() >= deadline)
             return dt_error_errno(err, errno, "remove '%s'", dir);
-        sleep_ms(CG_POLL_MS);
+        sleep_msec(CG_POLL_MS);
     }
 }
 
@@ -1136,7 +1121,7 @@ freeze_impl(struct dt_cgroup *cg, bool frozen, struct dt_error **err)
 
     /* The write only starts the transition: v1 reports FREEZING until every task is frozen,
      * v2 flips "frozen" in cgroup.events once done. */
-    uint64_t deadline = now_ms() + CG_FREEZE_TIMEOUT_MS;
+    uint64_t deadline = now_msec() + CG_FREEZE_TIMEOUT_MS;
     for (;;) {
         _cleanup_free_ char *state = NULL;
         bool done;
@@ -1154,10 +1139,10 @@ freeze_impl(struct dt_cgroup *cg, bool frozen, struct dt_error **err)
         }
         if (done)
             return 0;
-        if (now_ms() >= deadline)
+        if (now_msec() >= deadline)
             return dt_error_set(err, ETIMEDOUT, "cgroup '%s' did not become %s within %d ms",
                                 cg->name, frozen ? "frozen" : "thawed", CG_FREEZE_TIMEOUT_MS);
-        sleep_ms(CG_POLL_MS);
+        sleep_msec(CG_POLL_MS);
     }
 }
 
@@ -1241,6 +1226,27 @@ dt_cgroup_is_empty(struct dt_cgroup *cg)
     return found ? 1 : -ENOENT;
 }
 
+int
+dt_cgroup_oom_kills(struct dt_cgroup *cg, uint64_t *ret, struct dt_error **err)
+{
+    uint64_t n = 0;
+    int r;
+
+    if (cg->version == DT_CGROUP_V2) {
+        /* memory.events counts the whole subtree (unless mounted with memory_localevents). */
+        r = cg_read_key(cg->dir[0], "memory.events", "oom_kill", &n);
+        if (r < 0 && r != -ENODATA)
+            return dt_error_errno(err, r, "read '%s/memory.events'", cg->dir[0]);
+    } else {
+        const char *mem = cg_dir_for(cg, CG_MEMORY);
+        r = v1_sum_oom_kills(mem, 0, &n);
+        if (r < 0)
+            return dt_error_errno(err, r, "read '%s/memory.oom_control'", mem);
+    }
+    *ret = n;
+    return 0;
+}
+
 static int
 stats_v1(struct dt_cgroup *cg, struct dt_cgroup_stats *st, struct dt_error **err)
 {
@@ -1258,9 +1264,9 @@ stats_v1(struct dt_cgroup *cg, struct dt_cgroup_stats *st, struct dt_error **err
     long page = sysconf(_SC_PAGESIZE);
     uint64_t unlimited = page > 0 ? (uint64_t) (INT64_MAX / page) * (uint64_t) page : INT64_MAX;
     st->memory_max_bytes = v >= unlimited ? DT_CGROUP_UNLIMITED : v;
-    r = v1_sum_oom_kills(mem, 0, &st->oom_kills);
+    r = dt_cgroup_oom_kills(cg, &st->oom_kills, err);
     if (r < 0)
-        return dt_error_errno(err, r, "read '%s/memory.oom_control'", mem);
+        return r;
 
     dir = cg_dir_for(cg, CG_PIDS);
     r = cg_read_u64(dir, "pids.current", &st->pids_current);
@@ -1289,10 +1295,9 @@ stats_v2(struct dt_cgroup *cg, struct dt_cgroup_stats *st, struct dt_error **err
     r = cg_read_u64(dir, "memory.max", &st->memory_max_bytes);
     if (r < 0)
         return dt_error_errno(err, r, "read '%s/memory.max'", dir);
-    /* memory.events counts the whole subtree (unless mounted with memory_localevents). */
-    r = cg_read_key(dir, "memory.events", "oom_kill", &st->oom_kills);
-    if (r < 0 && r != -ENODATA)
-        return dt_error_errno(err, r, "read '%s/memory.events'", dir);
+    r = dt_cgroup_oom_kills(cg, &st->oom_kills, err);
+    if (r < 0)
+        return r;
     r = cg_read_u64(dir, "pids.current", &st->pids_current);
     if (r < 0)
         return dt_error_errno(err, r, "read '%s/pids.current'", dir);
@@ -1316,7 +1321,7 @@ dt_cgroup_stats(struct dt_cgroup *cg, struct dt_cgroup_stats *ret, struct dt_err
 int
 dt_cgroup_destroy(struct dt_cgroup *cg, struct dt_error **err)
 {
-    uint64_t start = now_ms(), deadline = start + CG_EMPTY_TIMEOUT_MS, last_kill = start;
+    uint64_t start = now_msec(), deadline = start + CG_EMPTY_TIMEOUT_MS, last_kill = start;
     int r;
 
     /* Errors of the kill are not fatal by themselves (the cgroup may be half gone); whatever
@@ -1326,14 +1331,14 @@ dt_cgroup_destroy(struct dt_cgroup *cg, struct dt_error **err)
         (void) dt_cgroup_kill(cg, NULL);
     for (;;) {
         r = dt_cgroup_is_empty(cg);
-        if (r != 0 || now_ms() >= deadline)
+        if (r != 0 || now_msec() >= deadline)
             break;
         /* Kill again now and then: a v1 kill that could not freeze may have raced a fork. */
-        if (now_ms() - last_kill >= 250) {
+        if (now_msec() - last_kill >= 250) {
             (void) dt_cgroup_kill(cg, NULL);
-            last_kill = now_ms();
+            last_kill = now_msec();
         }
-        sleep_ms(CG_POLL_MS);
+        sleep_msec(CG_POLL_MS);
     }
     if (cg->version == DT_CGROUP_V2)
         cg->fd = safe_close(cg->fd);

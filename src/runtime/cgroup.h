@@ -94,6 +94,9 @@ int dt_cgroup_freeze(struct dt_cgroup *cg, bool frozen, struct dt_error **err);
 int dt_cgroup_kill(struct dt_cgroup *cg, struct dt_error **err);
 /* Whether the cgroup has no processes (1), has some (0), or -errno. */
 int dt_cgroup_is_empty(struct dt_cgroup *cg);
+/* Processes killed by the OOM killer in the cgroup and below so far (what dt_cgroup_stats()
+ * reports as oom_kills, without reading the rest). */
+int dt_cgroup_oom_kills(struct dt_cgroup *cg, uint64_t *ret, struct dt_error **err);
 int dt_cgroup_stats(struct dt_cgroup *cg, struct dt_cgroup_stats *ret, struct dt_error **err);
 /* Kill everything, wait (up to ~2 s) until empty, remove the cgroup directories (children first).
  * Idempotent: a cgroup already gone is success. Does not free the handle. */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dt/fd-util.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
@@ -36,8 +37,8 @@
 #define DISK_MAX_BYTES   (16ULL << 40) /* a hard limit on a caller-controlled size */
 #define DISK_BLOCK_SIZE  "4096"
 #define DISK_INODE_RATIO "16384" /* one inode per 16 KiB: 4096 inodes in 64 MiB, 655360 in 10 GiB */
-#define BUSY_WAIT_NSEC   (2000LL * 1000 * 1000)
-#define BUSY_POLL_NSEC   (20LL * 1000 * 1000)
+#define BUSY_WAIT_MSEC   2000
+#define BUSY_POLL_MSEC   20
 #define LOOP_ATTACH_TRIES 16
 #define TOOL_STDERR_MAX  1024
 
@@ -55,21 +56,6 @@ unlockp(int *fd)
 {
     if (*fd >= 0)
         (void) flock(*fd, LOCK_UN);
-}
-
-static int64_t
-now_nsec(void)
-{
-    struct timespec ts;
-    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void
-sleep_nsec(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    (void) nanosleep(&ts, NULL);
 }
 
 /* Move FD to a number above 2 (keeping O_CLOEXEC) so that the dup2() calls that set up a
@@ -461,13 +447,13 @@ loop_attach(int imgfd, const char *image, int *ret_fd, char *ret_name, size_t na
 }
 
 /* Take an exclusive flock on the image and make sure no loop device is backed by it, waiting up
- * to BUSY_WAIT_NSEC for an earlier mount's device to be torn down (autoclear runs when the last
+ * to BUSY_WAIT_MSEC for an earlier mount's device to be torn down (autoclear runs when the last
  * reference to the mount goes, which may be in another process). The lock makes check-then-attach
  * atomic among dt_disk_mount() callers: the winner's device shows in sysfs before it unlocks. */
 static int
 disk_lock_unused(int imgfd, const char *path, const char *image, struct dt_error **err)
 {
-    int64_t deadline = now_nsec() + BUSY_WAIT_NSEC;
+    uint64_t deadline = now_msec() + BUSY_WAIT_MSEC;
     char name[64] = "";
 
     for (;;) {
@@ -481,12 +467,12 @@ disk_lock_unused(int imgfd, const char *path, const char *image, struct dt_error
         } else if (errno != EWOULDBLOCK && errno != EINTR)
             return dt_error_errno(err, errno, "lock disk image '%s'", image);
 
-        if (now_nsec() >= deadline) {
+        if (now_msec() >= deadline) {
             if (name[0])
                 return dt_error_set(err, EBUSY, "disk image '%s' is in use by %s", image, name);
             return dt_error_set(err, EBUSY, "disk image '%s' is locked by another mount", image);
         }
-        sleep_nsec(BUSY_POLL_NSEC);
+        sleep_msec(BUSY_POLL_MSEC);
     }
 }
 

@@ -28,6 +28,7 @@
 #include "dt/fs-util.h"
 #include "dt/parse-util.h"
 #include "dt/runtime.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "net.h"
 #include "rootfs.h"
@@ -434,6 +435,21 @@ dt_sandbox_is_running(const struct dt_sandbox *sb)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
+/* The cgroup's OOM-kill count, 0 when unreadable: compared before and after a process runs. */
+static uint64_t
+oom_kills(struct dt_sandbox *sb)
+{
+    uint64_t n = 0;
+    (void) dt_cgroup_oom_kills(sb->cg, &n, NULL);
+    return n;
+}
+
+static bool
+oom_since(struct dt_sandbox *sb, uint64_t before)
+{
+    return oom_kills(sb) > before;
+}
+
 /* Where the generated files live: on the writable layer's own mount when there is one (an
  * ephemeral tmpfs: no disk I/O, gone with the sandbox; a disk image: writes to /etc/hosts count
  * against the quota), else in the state directory. */
@@ -821,7 +837,7 @@ start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
     int fds[1 + DT_MAX_MOUNTS];
     size_t nfds = 0;
     bool net_attached = false;
-    struct dt_cgroup_stats cst = {0};
+    uint64_t oom_before = 0;
 
     r = write_id_maps((pid_t) pid, sb->uid_base, err);
     if (r >= 0)
@@ -873,7 +889,7 @@ start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
             fds[nfds++] = m;
     }
     if (r >= 0)
-        (void) dt_cgroup_stats(sb->cg, &cst, NULL);
+        oom_before = oom_kills(sb);
     if (r >= 0) {
         struct dt_child_msg go = {.type = DT_MSG_GO};
         r = dt_child_send(sock, &go, fds, nfds);
@@ -898,7 +914,7 @@ start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
     sb->pid = (pid_t) pid;
     sb->pidfd = pidfd;
     sb->is_child = true;
-    sb->oom_kills_at_start = cst.oom_kills;
+    sb->oom_kills_at_start = oom_before;
     unsigned long long st = 0;
     (void) proc_start_time(sb->pid, &st);
     (void) state_write(sb, st);
@@ -952,7 +968,7 @@ cleanup_after_exit(struct dt_sandbox *sb)
     if (dt_cgroup_is_empty(sb->cg) == 0)
         (void) dt_cgroup_kill(sb->cg, NULL);
     for (int i = 0; i < 1000 && dt_cgroup_is_empty(sb->cg) == 0; i++)
-        usleep(1000);
+        sleep_msec(1);
     if (sb->plan.net_mode == DT_NET_BRIDGE)
         (void) dt_net_detach(&sb->rt->net, sb->plan.slot, NULL);
     sb->disk_mntfd = safe_close(sb->disk_mntfd);
@@ -961,14 +977,6 @@ cleanup_after_exit(struct dt_sandbox *sb)
     (void) unlinkat(sb->dirfd, "state", 0);
 }
 
-static bool
-oom_since(struct dt_sandbox *sb, uint64_t before)
-{
-    struct dt_cgroup_stats st;
-    if (dt_cgroup_stats(sb->cg, &st, NULL) < 0)
-        return false;
-    return st.oom_kills > before;
-}
 
 /* Reap exec'd processes that have exited, keeping their status (see struct exec_record). */
 static void
@@ -1043,11 +1051,11 @@ dt_sandbox_stop(struct dt_sandbox *sb, uint64_t grace_usec, struct dt_error **er
         int ms = (int) (grace_usec / 1000);
         (void) poll(&pfd, 1, ms > 0 ? ms : 1);
     }
-    /* Killing a pid namespace's init kills everything in it; the cgroup catches anything else. */
+    /* Killing a pid namespace's init kills everything in it (thawed, if paused, so it can die);
+     * once it is gone, cleanup_after_exit() kills whatever the cgroup still holds. */
     (void) syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
     (void) dt_cgroup_freeze(sb->cg, false, NULL);
     sb->paused = false;
-    (void) dt_cgroup_kill(sb->cg, NULL);
     struct dt_exit e;
     int r = dt_sandbox_wait(sb, false, &e, err);
     return r < 0 ? dt_error_wrap(err, "stop sandbox '%s'", sb->plan.id) : 0;
@@ -1140,8 +1148,7 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
     _cleanup_strv_free_ char **env = build_env(spec->env ? spec->env : p->env, user.home, hostname,
                                                spec->pty);
 
-    struct dt_cgroup_stats cst = {0};
-    (void) dt_cgroup_stats(sb->cg, &cst, NULL);
+    uint64_t oom_before = oom_kills(sb);
 
     struct dt_child_plan cp = {
             .ns_pidfd = sb->pidfd,
@@ -1230,7 +1237,7 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
             .pid = child,
             .pidfd = pfd,
             .pty_master = spec->pty ? pty : -1,
-            .oom_kills_at_start = cst.oom_kills,
+            .oom_kills_at_start = oom_before,
     };
     return 0;
 }

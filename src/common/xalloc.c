@@ -58,6 +58,15 @@ xstrdup(const char *s)
     return p;
 }
 
+void *
+xmemdup(const void *p, size_t n)
+{
+    void *q = xmalloc(n ? n : 1);
+    if (n)
+        memcpy(q, p, n);
+    return q;
+}
+
 char *
 xstrndup(const char *s, size_t n)
 {

@@ -430,9 +430,6 @@ const struct dt_route dt_info_routes[] = {
 
 /* ---- router ---- */
 
-/* Modules still being written are linked weakly (a missing table routes nothing). */
-#pragma weak dt_session_routes
-#pragma weak dt_pty_routes
 static const struct dt_route *const route_tables[] = {
     dt_info_routes, dt_files_routes, dt_process_routes, dt_session_routes,
     dt_pty_routes,  dt_interp_routes, dt_git_routes,

@@ -389,8 +389,11 @@ dt_proc_terminate_all(struct dt_agent *a, uint64_t grace_ms)
     uint64_t deadline = now_msec() + grace_ms;
     bool pid1 = getpid() == 1;
 
-    for (struct dt_proc *p = procs; p; p = p->next)
+    /* SIGHUP first: an interactive shell on a terminal ignores SIGTERM but not a hangup. */
+    for (struct dt_proc *p = procs; p; p = p->next) {
+        dt_proc_kill(p, SIGHUP);
         dt_proc_kill(p, SIGTERM);
+    }
     /* As PID 1, kill(-1) reaches every process of the sandbox (the kernel spares the caller). */
     if (pid1)
         (void) kill(-1, SIGTERM);

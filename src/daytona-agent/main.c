@@ -17,7 +17,6 @@
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
-#pragma weak dt_session_start_entrypoint
 static struct dt_agent agent;
 static uv_poll_t sig_poll;
 static int sig_fd = -1;
@@ -161,7 +160,7 @@ main(int argc, char **argv)
             r = dt_error_set(&err, EINVAL, "no socket: pass --socket PATH or a socket as fd 3 "
                                            "with LISTEN_FDS=1");
     }
-    if (r == 0 && optind < argc && dt_session_start_entrypoint)
+    if (r == 0 && optind < argc)
         r = dt_session_start_entrypoint(&agent, argv + optind, &err);
     if (r < 0) {
         fprintf(stderr, "daytona-agent: %s\n", err ? err->message : strerror(-r));

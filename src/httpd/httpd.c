@@ -1296,10 +1296,14 @@ dt_httpd_ws_accept(struct dt_httpd_req *req, const char *subprotocol,
     r = conn_write_owned(c, head, (size_t) len);
     req->is_upgrade = false; /* the connection stays open, as a WebSocket */
     req_done(req, true);     /* (the HTTP parser is never fed again on this connection) */
+    if (r < 0 || c->closing) {
+        /* The connection died under us: there is no WebSocket (and no on_close to expect). */
+        free(ws->path);
+        free(ws);
+        return -EPIPE;
+    }
     c->ws = ws;
     *ret = ws;
-    if (r < 0)
-        return r;
     if (!c->processing)
         conn_process(c);
     return 0;

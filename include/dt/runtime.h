@@ -120,6 +120,26 @@ int dt_sandbox_load(struct dt_runtime *rt, const struct dt_plan *plan, struct dt
  * which case nothing keeps running). -EBUSY if already running. */
 int dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error **err);
 
+#define DT_MAX_EXTRA_FDS 8
+/* dt_sandbox_start() with more control, for an init that serves the sandbox (the agent). */
+struct dt_start_opts {
+    int stdio_fds[3];      /* -1 = /dev/null */
+    const int *extra_fds;  /* given to init as fds 3, 4, ... (at most DT_MAX_EXTRA_FDS); the
+                            * caller keeps its own copies */
+    size_t n_extra_fds;
+    int exec_fd;           /* >= 0: execute this host file (a static binary, opened O_RDONLY or
+                            * O_PATH) instead of looking args[0] up in the image: nothing needs to
+                            * be installed in the image, and nothing in it can replace the file */
+    bool protect_init;     /* init gets oom_score_adj -1000 (through the legacy oom_adj, so its
+                            * children are not allowed to go below 0 again): the OOM killer picks
+                            * the workload, never the sandbox's server */
+};
+int dt_sandbox_start_opts(struct dt_sandbox *sb, const struct dt_start_opts *o,
+                          struct dt_error **err);
+/* A read-only fd of the sandbox cgroup's file with the "oom_kill N" counter (memory.events or
+ * memory.oom_control), so a process inside can tell an OOM kill from another SIGKILL. */
+int dt_sandbox_open_oom_file(struct dt_sandbox *sb, int *ret_fd, struct dt_error **err);
+
 /* The init's pid (in our pid namespace) and a pidfd for it (owned by the handle), or -ESRCH when
  * not running. */
 pid_t dt_sandbox_pid(const struct dt_sandbox *sb);

@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,6 +52,10 @@ run_usage(FILE *f)
             "                       the sandbox writes there as its unprivileged host uids)\n"
             "  --layer DIR          extra read-only layer below ROOTFS (repeatable)\n"
             "  --state-dir DIR      runtime state (default $DAYTONA_RUN_STATE_DIR or /run/daytona/run)\n"
+            "  --agent SOCKET       run daytona-agent as the sandbox's init, serving the toolbox API\n"
+            "                       on the unix socket SOCKET (created here, on the host); CMD is\n"
+            "                       then optional and runs as the entrypoint session; --user and\n"
+            "                       --cwd become the agent's user and work directory\n"
             "\n"
             "Exit status: CMD's, 128+N when killed by signal N, 125 when the sandbox could not be\n"
             "created.\n");
@@ -56,6 +64,7 @@ run_usage(FILE *f)
 struct run_opts {
     struct dt_plan plan;
     char *state_dir;
+    char *agent_socket;
 };
 
 static int
@@ -91,6 +100,7 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
     enum {
         OPT_MEMORY = 256, OPT_SWAP, OPT_CPUS, OPT_PIDS, OPT_DISK, OPT_NETWORK, OPT_HOSTNAME,
         OPT_USER, OPT_CWD, OPT_BIND, OPT_LAYER, OPT_STATE_DIR, OPT_BLOCK_EGRESS, OPT_ALLOW_CIDR,
+        OPT_AGENT,
     };
     static const struct option longopts[] = {
             {"memory", required_argument, NULL, OPT_MEMORY},
@@ -108,6 +118,7 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
             {"state-dir", required_argument, NULL, OPT_STATE_DIR},
             {"block-egress", no_argument, NULL, OPT_BLOCK_EGRESS},
             {"allow-cidr", required_argument, NULL, OPT_ALLOW_CIDR},
+            {"agent", required_argument, NULL, OPT_AGENT},
             {"help", no_argument, NULL, 'h'},
             {},
     };
@@ -197,6 +208,10 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
         case OPT_ALLOW_CIDR:
             strv_push(&o->plan.allow_cidrs, optarg);
             break;
+        case OPT_AGENT:
+            free(o->agent_socket);
+            o->agent_socket = xstrdup(optarg);
+            break;
         default:
             return dt_error_set(err, EINVAL, "unknown or incomplete option '%s'",
                                 argv[optind - 1]);
@@ -214,8 +229,27 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
     optind++;
     if (optind < argc && strcmp(argv[optind], "--") == 0)
         optind++;
-    if (optind >= argc)
+    if (optind >= argc && !o->agent_socket)
         return dt_error_set(err, EINVAL, "missing CMD (see 'daytonad run --help')");
+    if (o->agent_socket) {
+        /* The agent is init (as root of the sandbox); the user and cwd are its business. */
+        strv_push(&o->plan.args, "daytona-agent");
+        strv_push(&o->plan.args, "--oom-fd");
+        strv_push(&o->plan.args, "4");
+        if (o->plan.user) {
+            strv_push(&o->plan.args, "--user");
+            strv_push(&o->plan.args, o->plan.user);
+            free(o->plan.user);
+            o->plan.user = NULL;
+        }
+        if (o->plan.cwd) {
+            strv_push(&o->plan.args, "--workdir");
+            strv_push(&o->plan.args, o->plan.cwd);
+        }
+        strv_push(&o->plan.env, "LISTEN_FDS=1");
+        if (optind < argc)
+            strv_push(&o->plan.args, "--");
+    }
     for (int i = optind; i < argc; i++)
         strv_push(&o->plan.args, argv[i]);
     if (!o->plan.env)
@@ -261,6 +295,91 @@ wait_forwarding_signals(struct dt_sandbox *sb, struct dt_exit *e, struct dt_erro
     if (sfd >= 0)
         close(sfd);
     return dt_sandbox_wait(sb, false, e, err);
+}
+
+/* The agent binary: next to ours (build/bin/, /usr/libexec/...), or $DAYTONA_AGENT_BIN. */
+static int
+open_agent_binary(int *ret_fd, struct dt_error **err)
+{
+    const char *env = secure_getenv("DAYTONA_AGENT_BIN");
+    _cleanup_free_ char *self = realpath("/proc/self/exe", NULL);
+    _cleanup_free_ char *path = NULL;
+    int fd;
+
+    if (env && *env)
+        path = xstrdup(env);
+    else {
+        char *slash = self ? strrchr(self, '/') : NULL;
+        if (!slash)
+            return dt_error_errno(err, errno, "find our own binary");
+        *slash = 0;
+        path = xasprintf("%s/daytona-agent", self);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "agent binary '%s' (set DAYTONA_AGENT_BIN)", path);
+    *ret_fd = fd;
+    return 0;
+}
+
+/* A listening unix socket at PATH, mode 0600 (root only: it is the sandbox's control channel). */
+static int
+listen_unix(const char *path, int *ret_fd, struct dt_error **err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return dt_error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return dt_error_set(err, EEXIST, "%s exists and is not a socket", path);
+        (void) unlink(path);
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "socket");
+    mode_t old = umask(0077);
+    int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+    umask(old);
+    if (r < 0 || listen(fd, 128) < 0) {
+        r = dt_error_errno(err, errno, "listen on %s", path);
+        close(fd);
+        return r;
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+static int
+start_agent(struct dt_sandbox *sb, const char *socket_path, struct dt_error **err)
+{
+    _cleanup_close_ int exe = -EBADF, lfd = -EBADF, oomfd = -EBADF;
+    struct dt_start_opts so = {.stdio_fds = {0, 1, 2}};
+    int fds[2];
+    int r;
+
+    r = open_agent_binary(&exe, err);
+    if (r < 0)
+        return r;
+    r = dt_sandbox_open_oom_file(sb, &oomfd, err);
+    if (r < 0)
+        return r;
+    r = listen_unix(socket_path, &lfd, err);
+    if (r < 0)
+        return r;
+    fds[0] = lfd;
+    fds[1] = oomfd;
+    so.extra_fds = fds;
+    so.n_extra_fds = 2;
+    so.exec_fd = exe;
+    so.protect_init = true;
+    r = dt_sandbox_start_opts(sb, &so, err);
+    if (r < 0)
+        (void) unlink(socket_path);
+    return r;
 }
 
 int
@@ -310,7 +429,10 @@ cmd_run(int argc, char **argv)
     r = dt_sandbox_create(rt, &o.plan, &sb, &err);
     if (r < 0)
         goto finish;
-    r = dt_sandbox_start(sb, stdio, &err);
+    if (o.agent_socket)
+        r = start_agent(sb, o.agent_socket, &err);
+    else
+        r = dt_sandbox_start(sb, stdio, &err);
     if (r < 0)
         goto finish;
 
@@ -337,9 +459,12 @@ finish:
     }
     if (lockfd >= 0)
         close(lockfd);
+    if (o.agent_socket)
+        (void) unlink(o.agent_socket);
     dt_runtime_free(rt);
     dt_error_free(err);
     dt_plan_done(&o.plan);
     free(o.state_dir);
+    free(o.agent_socket);
     return status;
 }

@@ -1227,6 +1227,23 @@ dt_cgroup_is_empty(struct dt_cgroup *cg)
 }
 
 int
+dt_cgroup_open_oom_file(struct dt_cgroup *cg, int *ret_fd, struct dt_error **err)
+{
+    _cleanup_free_ char *p = NULL;
+    int fd;
+
+    if (cg->version == DT_CGROUP_V2)
+        p = xasprintf("%s/memory.events", cg->dir[0]);
+    else
+        p = xasprintf("%s/memory.oom_control", cg_dir_for(cg, CG_MEMORY));
+    fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "open '%s'", p);
+    *ret_fd = fd;
+    return 0;
+}
+
+int
 dt_cgroup_oom_kills(struct dt_cgroup *cg, uint64_t *ret, struct dt_error **err)
 {
     uint64_t n = 0;

@@ -97,6 +97,9 @@ int dt_cgroup_is_empty(struct dt_cgroup *cg);
 /* Processes killed by the OOM killer in the cgroup and below so far (what dt_cgroup_stats()
  * reports as oom_kills, without reading the rest). */
 int dt_cgroup_oom_kills(struct dt_cgroup *cg, uint64_t *ret, struct dt_error **err);
+/* Open (read-only) the file holding the cgroup's "oom_kill N" counter: memory.events on v2,
+ * memory.oom_control on v1. For a process that cannot see the cgroup tree (the agent). */
+int dt_cgroup_open_oom_file(struct dt_cgroup *cg, int *ret_fd, struct dt_error **err);
 int dt_cgroup_stats(struct dt_cgroup *cg, struct dt_cgroup_stats *ret, struct dt_error **err);
 /* Kill everything, wait (up to ~2 s) until empty, remove the cgroup directories (children first).
  * Idempotent: a cgroup already gone is success. Does not free the handle. */

@@ -568,6 +568,28 @@ exec_process(int sock, const struct dt_child_proc *p)
             child_fail(sock, errno, "setsid", NULL);
     }
 
+    /* Extra fds go to 3, 4, ...: first move everything we still need (each extra, the exec fd,
+     * the sync socket) above that range, then dup2 into place. */
+    int exec_fd = p->exec_fd;
+    int keep = 3 + p->n_extra_fds;
+    if (p->n_extra_fds > 0 || exec_fd >= 0) {
+        int tmpx[16];
+        if (p->n_extra_fds > (int) ELEMENTSOF(tmpx))
+            child_fail(sock, -EINVAL, "too many fds", NULL);
+        int s2 = fcntl(sock, F_DUPFD_CLOEXEC, keep);
+        if (s2 < 0)
+            child_fail(sock, errno, "move sync socket", NULL);
+        sock = s2;
+        if (exec_fd >= 0 && (exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, keep)) < 0)
+            child_fail(sock, errno, "move exec fd", NULL);
+        for (int i = 0; i < p->n_extra_fds; i++)
+            if ((tmpx[i] = fcntl(p->extra_fds[i], F_DUPFD_CLOEXEC, keep)) < 0)
+                child_fail(sock, errno, "move fds", NULL);
+        for (int i = 0; i < p->n_extra_fds; i++)
+            if (dup2(tmpx[i], 3 + i) < 0)
+                child_fail(sock, errno, "dup2 fds", NULL);
+    }
+
     if (p->cwd && chdir(p->cwd) < 0)
         child_fail(sock, errno, "change directory to", p->cwd);
 
@@ -603,14 +625,18 @@ exec_process(int sock, const struct dt_child_proc *p)
 
     /* No inherited file descriptors beyond 0..2: everything else closes on exec, including the
      * sync socket, whose EOF tells the parent that exec succeeded. */
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        for (int fd = 3; fd < 65536; fd++)
-            if (fd != sock)
+    if (syscall(SYS_close_range, (unsigned) keep, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        for (int fd = keep; fd < 65536; fd++)
+            if (fd != sock && fd != exec_fd)
                 (void) close(fd);
 
     struct dt_child_msg m = {.type = DT_MSG_EXECING};
     (void) dt_child_send(sock, &m, NULL, 0);
-    r = exec_path(p);
+    if (exec_fd >= 0) {
+        syscall(SYS_execveat, exec_fd, "", p->argv, p->envp, AT_EMPTY_PATH);
+        r = -errno;
+    } else
+        r = exec_path(p);
     child_fail(sock, r, "execute", p->argv[0]);
 }
 

@@ -51,6 +51,9 @@ struct dt_child_proc {
     bool no_new_privs;
     bool pty;
     unsigned short rows, cols;
+    const int *extra_fds;      /* become 3, 4, ... */
+    int n_extra_fds;
+    int exec_fd;               /* >= 0: execveat() this fd instead of looking up argv[0] */
 };
 
 struct dt_child_plan {

@@ -743,9 +743,10 @@ open_writable_layer(struct dt_sandbox *sb, int *ret_upper, int *ret_work, struct
  * a disk image or an ephemeral tmpfs). Errors are returned unwrapped; the caller undoes the
  * writable layer. */
 static int
-start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
+start_init(struct dt_sandbox *sb, const struct dt_start_opts *o, int upper, int work,
            struct dt_error **err)
 {
+    const int *stdio_fds = o->stdio_fds;
     struct dt_runtime *rt = sb->rt;
     const struct dt_plan *p = &sb->plan;
     int r;
@@ -803,6 +804,9 @@ start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
                     .caps = dt_caps_default_mask(),
                     .seccomp = &rt->seccomp,
                     .no_new_privs = true,
+                    .extra_fds = o->extra_fds,
+                    .n_extra_fds = (int) o->n_extra_fds,
+                    .exec_fd = o->exec_fd,
             },
     };
 
@@ -924,8 +928,44 @@ start_init(struct dt_sandbox *sb, const int stdio_fds[3], int upper, int work,
 int
 dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error **err)
 {
+    struct dt_start_opts o = { .stdio_fds = { -1, -1, -1 }, .exec_fd = -1 };
+
+    for (int i = 0; stdio_fds && i < 3; i++)
+        o.stdio_fds[i] = stdio_fds[i];
+    return dt_sandbox_start_opts(sb, &o, err);
+}
+
+int
+dt_sandbox_open_oom_file(struct dt_sandbox *sb, int *ret_fd, struct dt_error **err)
+{
+    return dt_cgroup_open_oom_file(sb->cg, ret_fd, err);
+}
+
+/* oom_score_adj -1000 through the legacy oom_adj file: written by us (with CAP_SYS_RESOURCE) via
+ * oom_score_adj it would also lower the process's oom_score_adj_min, which its children inherit
+ * and could then use to make themselves unkillable; the legacy file leaves the minimum alone. */
+static void
+protect_from_oom(pid_t pid)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/oom_adj", (int) pid);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    (void) !write(fd, "-17", 3);
+    close(fd);
+}
+
+int
+dt_sandbox_start_opts(struct dt_sandbox *sb, const struct dt_start_opts *o, struct dt_error **err)
+{
     struct dt_runtime *rt = sb->rt;
     int upper = -EBADF, work = -EBADF, r;
+
+    if (o->n_extra_fds > DT_MAX_EXTRA_FDS)
+        return dt_error_set(err, EINVAL, "at most %d extra fds for init", DT_MAX_EXTRA_FDS);
 
     if (sb->pid > 0)
         return dt_error_set(err, EBUSY, "sandbox '%s' is already running", sb->plan.id);
@@ -937,13 +977,15 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
     }
     r = open_writable_layer(sb, &upper, &work, err);
     if (r >= 0)
-        r = start_init(sb, stdio_fds, upper, work, err);
+        r = start_init(sb, o, upper, work, err);
     safe_close(upper);
     safe_close(work);
     if (r < 0) {
         sb->disk_mntfd = safe_close(sb->disk_mntfd);
         return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
     }
+    if (o->protect_init)
+        protect_from_oom(sb->pid);
     return 0;
 }
 
@@ -1153,6 +1195,7 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
     struct dt_child_plan cp = {
             .ns_pidfd = sb->pidfd,
             .proc = {
+                    .exec_fd = -1,
                     .stdio = {spec->stdio_fds[0], spec->stdio_fds[1], spec->stdio_fds[2]},
                     .uid = user.uid,
                     .gid = user.gid,

@@ -289,13 +289,13 @@ dt_json_string_lossy(const char *s, size_t len)
 }
 
 void
-dt_iso_time(char buf[40], int64_t unix_ms)
+dt_iso_time(char buf[64], int64_t unix_ms)
 {
     time_t t = (time_t) (unix_ms / 1000);
     struct tm tm;
 
     gmtime_r(&t, &tm);
-    snprintf(buf, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (unix_ms % 1000));
 }
 

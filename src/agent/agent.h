@@ -123,6 +123,6 @@ uint64_t dt_agent_oom_count(struct dt_agent *a);
  * bytes): invalid sequences become U+FFFD. */
 json_t *dt_json_string_lossy(const char *s, size_t len);
 /* Current time as ISO-8601 UTC with milliseconds into BUF. */
-void dt_iso_time(char buf[40], int64_t unix_ms);
+void dt_iso_time(char buf[64], int64_t unix_ms);
 
 #endif

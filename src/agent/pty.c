@@ -76,7 +76,7 @@ now_ms(void)
 static json_t *
 pty_json(const struct dt_pty *p)
 {
-    char created[40];
+    char created[64];
 
     dt_iso_time(created, p->created_ms);
     return json_pack("{s:s, s:s, s:O, s:i, s:i, s:s, s:b, s:b}", "id", p->id, "cwd",

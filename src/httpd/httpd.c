@@ -149,14 +149,14 @@ free_strv_n(char **v, size_t n)
 }
 
 static void
-iso_now(char buf[40])
+iso_now(char buf[64])
 {
     struct timespec ts;
     struct tm tm;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
@@ -1211,7 +1211,7 @@ dt_httpd_reply_error(struct dt_httpd_req *req, int status, const char *source, c
                      const char *fmt, ...)
 {
     _cleanup_free_ char *msg = NULL;
-    char ts[40];
+    char ts[64];
     json_t *j;
     va_list ap;
 

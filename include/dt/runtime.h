@@ -133,9 +133,10 @@ struct dt_start_opts {
     bool protect_init;     /* init gets oom_score_adj -1000 (through the legacy oom_adj, so its
                             * children are not allowed to go below 0 again): the OOM killer picks
                             * the workload, never the sandbox's server */
+    int protect_result;    /* out: 0, or -errno when protect_init could not be applied (it
+                            * needs CAP_SYS_RESOURCE); the sandbox runs anyway */
 };
-int dt_sandbox_start_opts(struct dt_sandbox *sb, const struct dt_start_opts *o,
-                          struct dt_error **err);
+int dt_sandbox_start_opts(struct dt_sandbox *sb, struct dt_start_opts *o, struct dt_error **err);
 /* A read-only fd of the sandbox cgroup's file with the "oom_kill N" counter (memory.events or
  * memory.oom_control), so a process inside can tell an OOM kill from another SIGKILL. */
 int dt_sandbox_open_oom_file(struct dt_sandbox *sb, int *ret_fd, struct dt_error **err);

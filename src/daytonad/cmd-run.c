@@ -377,9 +377,14 @@ start_agent(struct dt_sandbox *sb, const char *socket_path, struct dt_error **er
     so.exec_fd = exe;
     so.protect_init = true;
     r = dt_sandbox_start_opts(sb, &so, err);
-    if (r < 0)
+    if (r < 0) {
         (void) unlink(socket_path);
-    return r;
+        return r;
+    }
+    if (so.protect_result < 0)
+        fprintf(stderr, "daytonad: warning: the agent is not protected from the OOM killer "
+                        "(oom_adj: %s; this needs CAP_SYS_RESOURCE)\n", strerror(-so.protect_result));
+    return 0;
 }
 
 int

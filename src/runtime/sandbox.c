@@ -944,22 +944,24 @@ dt_sandbox_open_oom_file(struct dt_sandbox *sb, int *ret_fd, struct dt_error **e
 /* oom_score_adj -1000 through the legacy oom_adj file: written by us (with CAP_SYS_RESOURCE) via
  * oom_score_adj it would also lower the process's oom_score_adj_min, which its children inherit
  * and could then use to make themselves unkillable; the legacy file leaves the minimum alone. */
-static void
+static int
 protect_from_oom(pid_t pid)
 {
     char path[64];
-    int fd;
+    int fd, r = 0;
 
     snprintf(path, sizeof(path), "/proc/%d/oom_adj", (int) pid);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
-        return;
-    (void) !write(fd, "-17", 3);
+        return -errno;
+    if (write(fd, "-17", 3) != 3)
+        r = -errno;
     close(fd);
+    return r;
 }
 
 int
-dt_sandbox_start_opts(struct dt_sandbox *sb, const struct dt_start_opts *o, struct dt_error **err)
+dt_sandbox_start_opts(struct dt_sandbox *sb, struct dt_start_opts *o, struct dt_error **err)
 {
     struct dt_runtime *rt = sb->rt;
     int upper = -EBADF, work = -EBADF, r;
@@ -984,8 +986,7 @@ dt_sandbox_start_opts(struct dt_sandbox *sb, const struct dt_start_opts *o, stru
         sb->disk_mntfd = safe_close(sb->disk_mntfd);
         return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
     }
-    if (o->protect_init)
-        protect_from_oom(sb->pid);
+    o->protect_result = o->protect_init ? protect_from_oom(sb->pid) : 0;
     return 0;
 }
 

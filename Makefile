@@ -27,11 +27,15 @@ run: deps build
 $(BUILD_ASAN)/Makefile:
 	cmake -S . -B $(BUILD_ASAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DDT_SANITIZE=ON
 
+# The node WebSocket interop test's packages (`ws`, as the official SDK uses it), into the build
+# directory; strict: the npm registry is part of the test environment.
 test-release: deps build
+	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps $(BUILD)/node/agent
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-asan: deps $(BUILD_ASAN)/Makefile
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps $(BUILD_ASAN)/node/agent
 	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -L 'unit|integration' --timeout 900
 
 # Everything: the release build's suite, the sanitizer build's suite, and a short fuzz run.
@@ -49,6 +53,7 @@ fuzz-smoke: fuzz
 
 bench: build
 	./bench/runtime
+	./bench/agent
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -94,7 +94,7 @@ typedef void (*dt_httpd_body_fn)(struct dt_httpd_req *req, int error, const char
 /* Collect the body (at most MAX bytes) and call CB once with all of it (NUL-terminated). */
 void dt_httpd_req_read_body(struct dt_httpd_req *req, size_t max, dt_httpd_body_fn cb, void *userdata);
 /* Stream the body: CB for every piece as it arrives, then once with (0, NULL, 0) at its end.
- * Backpressure: dt_httpd_req_pause() stops reading the socket; at most one more slice (16 KiB)
+ * Backpressure: dt_httpd_req_pause() stops reading the socket; at most one more slice (64 KiB)
  * is delivered after it. dt_httpd_req_resume() goes on. */
 void dt_httpd_req_stream_body(struct dt_httpd_req *req, dt_httpd_body_fn cb, void *userdata);
 void dt_httpd_req_pause(struct dt_httpd_req *req);

@@ -6,6 +6,7 @@
  * URLs. No file is ever held whole in memory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,7 @@
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
-#define HIGH_WATER   (4u << 20)   /* response bytes queued before we stop reading files */
+#define HIGH_WATER   (1u << 20)   /* response bytes queued before we stop reading files */
 #define READ_CHUNK   (256u << 10)
 #define MAX_UPLOADS  10000u       /* files in one bulk upload */
 #define MAX_PATHS    10000u       /* paths in one bulk download */
@@ -257,6 +258,7 @@ struct upload_ctx {
     size_t value_len;
     struct dt_fs_upload up;
     bool up_open;
+    bool seen_file;         /* upload-v2: only the first "file" part is written */
     char *single_path;      /* upload-v2: the destination from the query */
     bool raw;               /* upload-v2 with a non-multipart body */
     uint64_t bytes;
@@ -285,6 +287,7 @@ static void
 on_upload_close(struct dt_httpd_req *req, bool completed, void *ud)
 {
     upload_free(ud);
+    malloc_trim(0);
 }
 
 static int
@@ -348,8 +351,9 @@ on_part_begin(const struct dt_multipart_part *part, void *ud)
     if (u->single_path) {
         if (strcmp(part->name, "file") != 0)
             return 0;
-        if (u->up_open)
+        if (u->seen_file)
             return 0; /* only the first "file" part counts */
+        u->seen_file = true;
         u->kind = PART_FILE;
         return begin_file(u, u->single_path);
     }
@@ -589,6 +593,9 @@ struct download {
     size_t next;           /* bulk: next path to open */
     bool first;
     bool multipart;
+    bool head_only;        /* HEAD: the response has no body */
+    bool pumping;          /* inside pump(): the close callback defers the free */
+    bool dead;             /* the request is gone: free when pump() returns */
     int fd;                /* the file being sent, or -1 */
     uint64_t remaining;    /* raw download: bytes promised by Content-Length still to send */
     bool ended;
@@ -600,12 +607,19 @@ download_free(struct download *d)
     safe_close(d->fd);
     json_decref(d->paths);
     free(d);
+    malloc_trim(0); /* give the transfer buffers back (main keeps them during transfers) */
 }
 
 static void
 on_download_close(struct dt_httpd_req *req, bool completed, void *ud)
 {
-    download_free(ud);
+    struct download *d = ud;
+
+    if (d->pumping) {
+        d->dead = true; /* a write failed inside pump(): it frees d on its way out */
+        return;
+    }
+    download_free(d);
 }
 
 static void
@@ -639,6 +653,10 @@ write_error_part(struct download *d, const char *filename, int r, const struct d
 
     json_decref(j);
     write_part_header(d, "error", filename, "application/json", (int64_t) strlen(s));
+    if (d->dead) {
+        free(s);
+        return;
+    }
     (void) dt_httpd_write_owned(d->req, s, strlen(s));
 }
 
@@ -664,10 +682,27 @@ open_next(struct download *d)
     write_part_header(d, "file", want, "application/octet-stream", (int64_t) st.st_size);
 }
 
+static void pump_locked(struct download *d);
+
 static void
 pump(struct download *d)
 {
-    while (!d->ended && dt_httpd_queued(d->req) < HIGH_WATER) {
+    d->pumping = true;
+    pump_locked(d);
+    d->pumping = false;
+    if (d->dead)
+        download_free(d);
+}
+
+static void
+pump_locked(struct download *d)
+{
+    if (d->head_only && !d->ended) {
+        d->ended = true;
+        dt_httpd_end(d->req);
+        return;
+    }
+    while (!d->ended && !d->dead && dt_httpd_queued(d->req) < HIGH_WATER) {
         if (d->fd < 0) {
             if (d->multipart && d->next < json_array_size(d->paths)) {
                 open_next(d);
@@ -726,6 +761,7 @@ download_new(struct dt_agent *a, struct dt_httpd_req *req)
     d->req = req;
     d->fd = -1;
     d->first = true;
+    d->head_only = strcmp(dt_httpd_req_method(req), "HEAD") == 0;
     fs_ctx(a, &d->fs);
     dt_httpd_req_set_close_cb(req, on_download_close, d);
     dt_httpd_req_set_drain_cb(req, on_download_drain, d);

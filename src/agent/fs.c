@@ -311,7 +311,9 @@ dt_fs_time_go(const struct timespec *ts, char *buf)
     struct tm tm;
     char frac[16];
     time_t t = ts->tv_sec;
-    if (!gmtime_r(&t, &tm))
+    /* A file system may hold any mtime (tmpfs keeps 6.7e16 s): past year 9999 print the epoch
+     * rather than overflow the year arithmetic. */
+    if (!gmtime_r(&t, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900)
         memset(&tm, 0, sizeof(tm));
     snprintf(buf, DT_FS_TIME_STR_MAX, "%04d-%02d-%02d %02d:%02d:%02d%s +0000 UTC",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
@@ -325,7 +327,9 @@ dt_fs_time_iso(const struct timespec *ts, char *buf)
     struct tm tm;
     char frac[16];
     time_t t = ts->tv_sec;
-    if (!gmtime_r(&t, &tm))
+    /* A file system may hold any mtime (tmpfs keeps 6.7e16 s): past year 9999 print the epoch
+     * rather than overflow the year arithmetic. */
+    if (!gmtime_r(&t, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900)
         memset(&tm, 0, sizeof(tm));
     snprintf(buf, DT_FS_TIME_STR_MAX, "%04d-%02d-%02dT%02d:%02d:%02d%sZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,

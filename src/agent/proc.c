@@ -7,7 +7,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -149,7 +152,10 @@ child_fail(int fd, int step)
     _exit(127);
 }
 
-/* The child between fork and exec: syscalls only (the parent may hold locks in malloc). */
+/* The child between clone and exec: syscalls only. It runs on its own stack in the parent's
+ * memory (CLONE_VM|CLONE_VFORK, like posix_spawn) while the parent waits, so it must not
+ * allocate, take locks or change anything the parent owns; errno is the only shared state it
+ * writes, and the parent does not read it meanwhile. */
 _noreturn_ static void
 child(const struct dt_spawn *sp, const struct dt_agent_user *u, const char *path, const char *cwd,
       int slave, int errfd)
@@ -204,15 +210,80 @@ child(const struct dt_spawn *sp, const struct dt_agent_user *u, const char *path
         (void) !write(fd, "0", 1);
         close(fd);
     }
+    /* Raw syscalls: glibc's wrappers broadcast credential changes to every thread of the
+     * process, and we share the parent's memory (vfork-style). */
     if (!sp->as_root && getuid() == 0) {
-        if (setgroups((size_t) u->n_groups, u->groups) < 0 || setgid(u->gid) < 0 ||
-            setuid(u->uid) < 0)
+        if (syscall(SYS_setgroups, (size_t) u->n_groups, u->groups) < 0 ||
+            syscall(SYS_setresgid, u->gid, u->gid, u->gid) < 0 ||
+            syscall(SYS_setresuid, u->uid, u->uid, u->uid) < 0)
             child_fail(errfd, STEP_CREDS);
     }
     if (cwd && chdir(cwd) < 0)
         child_fail(errfd, STEP_CWD);
     execve(path, sp->argv, sp->env);
     child_fail(errfd, STEP_EXEC);
+}
+
+struct child_args {
+    const struct dt_spawn *sp;
+    const struct dt_agent_user *u;
+    const char *path;
+    const char *cwd;
+    int slave;
+    int errfd;
+};
+
+static int
+child_main(void *arg)
+{
+    const struct child_args *c = arg;
+    child(c->sp, c->u, c->path, c->cwd, c->slave, c->errfd);
+}
+
+#define CHILD_STACK_SIZE (256u << 10)
+
+/* vfork-style clone: no page-table copy, so spawning costs the same however large the agent is.
+ * One stack serves every child: the parent is suspended until the child execs or exits. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DT_SANITIZED 1
+#endif
+#endif
+
+static pid_t
+spawn_child(struct child_args *args)
+{
+    static void *stack;
+    sigset_t all, old;
+    pid_t pid;
+
+#ifdef DT_SANITIZED
+    /* ASan intercepts signal() and friends and keeps state in memory a CLONE_VM child would
+     * share with us: sanitizer builds pay for a real fork. */
+    pid = fork();
+    if (pid == 0)
+        child_main(args);
+    return pid;
+#endif
+    if (!stack) {
+        stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED) {
+            stack = NULL;
+            return -1;
+        }
+    }
+    /* No signal handler may run in the child while it shares our memory (a handler would write
+     * to libuv's signal pipe as if it were us): block everything across the clone; the child
+     * resets the handlers before it unblocks. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = clone(child_main, (char *) stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                args);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return pid;
 }
 
 static int
@@ -303,9 +374,12 @@ dt_proc_spawn(struct dt_agent *a, const struct dt_spawn *sp, dt_proc_exit_fn exi
     p = xcalloc(1, sizeof(*p));
     p->agent = a;
     p->oom_before = dt_agent_oom_count(a);
-    pid = fork();
+    {
+        struct child_args ca = { sp, &a->user, path, cwd, slave, errpipe[1] };
+        pid = spawn_child(&ca);
+    }
     if (pid < 0) {
-        r = dt_error_errno(err, errno, "fork");
+        r = dt_error_errno(err, errno, "clone");
         free(p);
         close(errpipe[0]);
         close(errpipe[1]);
@@ -313,8 +387,6 @@ dt_proc_spawn(struct dt_agent *a, const struct dt_spawn *sp, dt_proc_exit_fn exi
         safe_close(slave);
         return r;
     }
-    if (pid == 0)
-        child(sp, &a->user, path, cwd, slave, errpipe[1]);
     close(errpipe[1]);
     safe_close(slave);
     do
@@ -416,10 +488,16 @@ dt_proc_terminate_all(struct dt_agent *a, uint64_t grace_ms)
         }
         sleep_msec(10);
     }
-    while (procs) {
-        struct dt_proc *p = procs;
-        procs = p->next;
-        free(p);
+    /* Everything is reaped. Owners free their handles as their libuv handles close (the caller
+     * runs the loop once more); handles nobody owns any more go now. */
+    for (struct dt_proc **pp = &procs; *pp;) {
+        struct dt_proc *p = *pp;
+        p->running = false;
+        if (p->freed) {
+            *pp = p->next;
+            free(p);
+        } else
+            pp = &p->next;
     }
 }
 

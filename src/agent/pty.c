@@ -168,7 +168,8 @@ pty_read(struct dt_pty *p, bool force)
                 size_t keep = p->backlog_len + (size_t) n > PTY_BACKLOG ?
                                       PTY_BACKLOG - (size_t) n : p->backlog_len;
                 char *nb = xmalloc(keep + (size_t) n);
-                memcpy(nb, p->backlog + p->backlog_len - keep, keep);
+                if (keep)
+                    memcpy(nb, p->backlog + p->backlog_len - keep, keep);
                 memcpy(nb + keep, buf, (size_t) n);
                 free(p->backlog);
                 p->backlog = nb;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +147,12 @@ main(int argc, char **argv)
     if (cfg.oom_fd >= 0)
         (void) fcntl(cfg.oom_fd, F_SETFD, FD_CLOEXEC);
 
+    /* Transfers allocate and free 256 KiB buffers at a high rate: serve them from the heap and
+     * do not hand memory back after every free (each round trip through the kernel costs a page
+     * fault per page). Modules call malloc_trim() when a big transfer is over, so the idle agent
+     * stays small. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     uv_loop_init(&loop);
     r = dt_agent_init(&agent, &loop, &cfg, &err);
     if (r == 0)

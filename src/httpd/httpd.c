@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -16,13 +17,14 @@
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
-#define IN_MAX        (256u * 1024)  /* unconsumed input kept before reading stops */
-#define READ_SIZE     (64u * 1024)
-#define FEED_SLICE    (16u * 1024)   /* input fed to the parser at once (pause granularity) */
+#define IN_MAX        (512u * 1024)  /* unconsumed input kept before reading stops */
+#define READ_SIZE     (128u * 1024)
+#define FEED_SLICE    (64u * 1024)   /* input fed to the parser at once (pause granularity) */
 #define MAX_SEGMENTS  64
 #define MAX_QUERY     256
 #define WS_CLOSE_WAIT 2000           /* ms to wait for the peer's close frame */
 #define DISCARD_MAX   (4u << 20)     /* unread body we skip after a response before closing */
+#define WS_QUEUE_MAX  (1u << 20)     /* a WebSocket peer that does not read stops being read */
 
 enum body_mode {
     BODY_DISCARD,
@@ -71,6 +73,7 @@ struct dt_httpd_ws {
     char *path;
     bool close_sent;
     bool close_received;
+    bool failed;      /* the peer broke the protocol: its input is discarded until it goes */
     uint16_t peer_code;
 };
 
@@ -107,6 +110,7 @@ struct conn {
     bool processing;
     bool close_after; /* close once the current response is written */
     bool timer_ws_close;
+    uint64_t head_deadline; /* ms (uv_now) by which the started request head must be complete */
     bool counted;     /* counted in the server's open handles (closed while freeing) */
     struct dt_httpd_req *req;
     struct dt_httpd_ws *ws;
@@ -345,6 +349,7 @@ on_head(struct dt_http_parser *p, void *userdata)
     struct conn *c = userdata;
     struct dt_httpd_req *req;
 
+    c->head_deadline = 0;
     req = xcalloc(1, sizeof(*req));
     req->c = c;
     req->head = dt_http_parser_head(p);
@@ -365,13 +370,16 @@ on_body(struct dt_http_parser *p, const char *data, size_t len, void *userdata)
     struct conn *c = userdata;
     struct dt_httpd_req *req = c->req;
 
-    if (!req || req->body_failed)
+    if (!req)
         return 0;
-    switch (req->body_mode) {
-    case BODY_DISCARD:
+    if (req->body_failed || req->body_mode == BODY_DISCARD) {
         req->discarded += len;
         if (req->resp_ended && req->discarded > DISCARD_MAX)
             c->close_after = true;
+        return 0;
+    }
+    switch (req->body_mode) {
+    case BODY_DISCARD:
         break;
     case BODY_STREAM:
         req->body_cb(req, 0, data, len, req->body_ud);
@@ -449,6 +457,13 @@ ws_process(struct conn *c)
     struct dt_httpd_ws *ws = c->ws;
     size_t off = 0;
 
+    if (ws->failed) {
+        /* After our close for a protocol error we wait for the peer to hang up (or the close
+         * timer): closing at once while it still sends makes its stack see a reset instead of
+         * our close frame (node's ws then reports 1006, not the code we sent). */
+        c->in_len = 0;
+        return;
+    }
     while (off < c->in_len && !c->closing && !ws->close_received) {
         struct dt_ws_event ev;
         size_t used = 0;
@@ -457,7 +472,7 @@ ws_process(struct conn *c)
         off += used;
         if (r < 0) {
             ws_send_close(ws, dt_ws_error_close_code(r), dt_ws_parser_error(&ws->parser));
-            c->close_after = true;
+            ws->failed = true;
             off = c->in_len;
             break;
         }
@@ -529,8 +544,8 @@ parse_failed(struct conn *c, int r)
         }
         if (c->req == req && !req->resp_started)
             dt_httpd_reply_error(req, status, NULL, NULL, "%s", msg);
-        else if (c->req == req)
-            conn_close(c);
+        else if (c->req == req && !req->resp_ended)
+            conn_close(c); /* a half-sent response cannot be finished meaningfully */
         if (c->req == req)
             req->body_done = true;
         return;
@@ -575,6 +590,8 @@ conn_process(struct conn *c)
             bool close = c->close_after || req->is_upgrade || !req->body_done;
             req_done(req, true);
             dt_http_parser_next(c->parser);
+            /* Pipelined bytes already here start the next head's clock now. */
+            c->head_deadline = c->in_len ? uv_now(c->s->loop) + c->s->cfg.head_timeout_ms : 0;
             if (close) {
                 conn_close(c);
                 break;
@@ -620,7 +637,8 @@ conn_update(struct conn *c)
 
     if (c->closing)
         return;
-    want_read = c->in_len < IN_MAX && !(c->req && c->req->paused);
+    want_read = c->in_len < IN_MAX && !(c->req && c->req->paused) &&
+                !(c->ws && c->queued > WS_QUEUE_MAX); /* no pong flood into a full queue */
     if (want_read && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;
@@ -636,9 +654,11 @@ conn_update(struct conn *c)
             uv_timer_stop(&c->timer);
     } else if (c->req)
         uv_timer_stop(&c->timer);
-    else if (c->in_len > 0)
-        uv_timer_start(&c->timer, on_timer, c->s->cfg.head_timeout_ms, 0);
-    else
+    else if (c->head_deadline) {
+        /* A head in progress: a fixed deadline, not re-armed by each byte (slowloris). */
+        uint64_t now = uv_now(c->s->loop);
+        uv_timer_start(&c->timer, on_timer, c->head_deadline > now ? c->head_deadline - now : 1, 0);
+    } else
         uv_timer_start(&c->timer, on_timer, c->s->cfg.idle_timeout_ms, 0);
 }
 
@@ -661,6 +681,8 @@ on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
     if (nread > 0) {
         c->in_len += (size_t) nread;
+        if (!c->req && !c->ws && !c->head_deadline)
+            c->head_deadline = uv_now(c->s->loop) + c->s->cfg.head_timeout_ms;
         conn_process(c);
         return;
     }
@@ -825,6 +847,7 @@ listener_start(struct listener *l, const char *what, struct dt_error **err)
 int
 dt_httpd_listen_unix(struct dt_httpd *s, const char *path, struct dt_error **err)
 {
+    _cleanup_free_ char *tmp = NULL;
     struct listener *l;
     struct stat st;
     int r;
@@ -835,13 +858,22 @@ dt_httpd_listen_unix(struct dt_httpd *s, const char *path, struct dt_error **err
         if (unlink(path) < 0)
             return dt_error_errno(err, errno, "remove stale socket %s", path);
     }
+    /* Bind and listen under a temporary name, then rename: whoever sees PATH can connect. */
+    tmp = xasprintf("%s.%d.tmp", path, (int) getpid());
+    (void) unlink(tmp);
     l = listener_add(s, true);
-    r = uv_pipe_bind(&l->h.pipe, path);
+    r = uv_pipe_bind(&l->h.pipe, tmp);
     if (r < 0)
-        return dt_error_errno(err, -r, "bind %s", path);
-    if (chmod(path, 0600) < 0)
-        return dt_error_errno(err, errno, "chmod %s", path);
-    return listener_start(l, path, err);
+        return dt_error_errno(err, -r, "bind %s", tmp);
+    if (chmod(tmp, 0600) < 0)
+        r = dt_error_errno(err, errno, "chmod %s", tmp);
+    else
+        r = listener_start(l, path, err);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = dt_error_errno(err, errno, "rename %s to %s", tmp, path);
+    if (r < 0)
+        (void) unlink(tmp);
+    return r;
 }
 
 int
@@ -1005,6 +1037,20 @@ dt_httpd_req_set_drain_cb(struct dt_httpd_req *req, dt_httpd_drain_fn cb, void *
 
 /* ---- bodies ---- */
 
+/* A client that sent "Expect: 100-continue" (curl does for large bodies) waits for this before
+ * sending the body: answer it once the handler wants the body, never when it answers first. */
+static void
+send_continue(struct dt_httpd_req *req)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    const char *expect = dt_http_head_get(req->head, "expect");
+
+    if (!expect || strcasecmp(expect, "100-continue") != 0 || req->resp_started ||
+        req->body_done || req->head->version_minor < 1)
+        return;
+    (void) conn_write_owned(req->c, xmemdup(cont, sizeof(cont) - 1), sizeof(cont) - 1);
+}
+
 void
 dt_httpd_req_read_body(struct dt_httpd_req *req, size_t max, dt_httpd_body_fn cb, void *userdata)
 {
@@ -1019,7 +1065,9 @@ dt_httpd_req_read_body(struct dt_httpd_req *req, size_t max, dt_httpd_body_fn cb
         if (req->c->req == req && !req->resp_started)
             dt_httpd_reply_error(req, 413, NULL, "PAYLOAD_TOO_LARGE",
                                  "request body larger than %zu bytes", max);
+        return;
     }
+    send_continue(req);
 }
 
 void
@@ -1028,6 +1076,7 @@ dt_httpd_req_stream_body(struct dt_httpd_req *req, dt_httpd_body_fn cb, void *us
     req->body_mode = BODY_STREAM;
     req->body_cb = cb;
     req->body_ud = userdata;
+    send_continue(req);
 }
 
 void
@@ -1160,8 +1209,11 @@ dt_httpd_end(struct dt_httpd_req *req)
         if (req->body_mode == BODY_DISCARD && req->discarded > DISCARD_MAX)
             c->close_after = true;
         if (req->body_mode != BODY_DISCARD) {
-            if (req->body_cb && !req->body_failed)
+            /* Tell the body's consumer it will get no more (it frees what it holds). */
+            if (req->body_cb && !req->body_failed) {
                 req->body_failed = true;
+                req->body_cb(req, -ECANCELED, NULL, 0, req->body_ud);
+            }
             req->body_mode = BODY_DISCARD;
         }
         req->paused = false;

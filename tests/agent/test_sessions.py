@@ -62,7 +62,7 @@ class SessionTest(unittest.TestCase):
 
     def test_sync_exec(self):
         sid = self.session()
-        r = self.exec(sid, "echo out1; echo err1 >&2; sleep 0.1; echo out2; "
+        r = self.exec(sid, "echo out1; sleep 0.2; echo err1 >&2; sleep 0.2; echo out2; "
                            "f() { return 3; }; f")
         self.assertEqual(r["stdout"], "out1\nout2\n")
         self.assertEqual(r["stderr"], "err1\n")

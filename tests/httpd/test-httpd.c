@@ -162,36 +162,45 @@ send_str(int fd, const char *s)
     CHECK_EQ(write(fd, s, strlen(s)), (ssize_t) strlen(s));
 }
 
-/* Read one response with a Content-Length body (or until EOF); returns it NUL-terminated. */
+/* Read exactly one response with a Content-Length body (or until EOF without one): the head byte
+ * by byte, so a pipelined response behind it stays in the socket for the next call. */
 static char *
 read_response(int fd)
 {
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = 1 << 16, len = 0, want = 0;
     char *buf = xmalloc(cap);
+    char *cl;
 
     for (;;) {
-        char *hend, *cl;
-        ssize_t r;
-
-        buf[len] = 0;
-        hend = strstr(buf, "\r\n\r\n");
-        if (hend) {
-            cl = strcasestr(buf, "Content-Length: ");
-            if (cl && cl < hend) {
-                size_t want = (size_t) (hend + 4 - buf) + strtoul(cl + 16, NULL, 10);
-                if (len >= want) {
-                    buf[want] = 0;
-                    return buf;
-                }
-            }
-        }
-        if (len + 1 >= cap)
-            buf = xrealloc(buf, cap *= 2);
-        r = read(fd, buf + len, cap - len - 1);
-        if (r <= 0)
+        ssize_t r = read(fd, buf + len, 1);
+        if (r <= 0) {
+            buf[len] = 0;
             return buf;
-        len += (size_t) r;
+        }
+        len++;
+        buf[len] = 0;
+        if (len >= 4 && memcmp(buf + len - 4, "\r\n\r\n", 4) == 0)
+            break;
+        CHECK_TRUE(len + 2 < cap);
     }
+    cl = strcasestr(buf, "Content-Length: ");
+    if (cl)
+        want = strtoul(cl + 16, NULL, 10);
+    else
+        want = cap - len - 1;
+    if (len + want + 1 > cap)
+        buf = xrealloc(buf, cap = len + want + 1);
+    while (want > 0) {
+        ssize_t r = read(fd, buf + len, want);
+        if (r <= 0)
+            break;
+        len += (size_t) r;
+        want -= (size_t) r;
+        if (!cl)
+            break;
+    }
+    buf[len] = 0;
+    return buf;
 }
 
 static char *

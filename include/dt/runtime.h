@@ -49,6 +49,11 @@ struct dt_plan {
     uint64_t cpu_millicpus;     /* DT_LIMIT_UNLIMITED or 10..(host CPUs * 1000) */
     uint64_t pids_max;          /* DT_LIMIT_UNLIMITED or >= 1 */
     uint64_t disk_bytes;        /* 0 = no quota (upper dir on the host fs); else >= 16 MiB */
+    bool init_leaf;             /* the cgroup gets two leaves: "init" for the init (a server such
+                                 * as the agent) and "workload" for every other process
+                                 * (dt_sandbox_exec puts them there; see dt_start_opts for how
+                                 * init moves its own children): the server's memory and pids are
+                                 * accounted apart and OOM kills are counted where they happen */
     bool ephemeral;             /* writable layer on a tmpfs of its own (charged to the sandbox's
                                  * memory), gone at stop: for throwaway sandboxes; no disk quota */
     char *hostname;             /* NULL = the id (truncated to 63) */
@@ -135,10 +140,15 @@ struct dt_start_opts {
                             * the workload, never the sandbox's server */
     int protect_result;    /* out: 0, or -errno when protect_init could not be applied (it
                             * needs CAP_SYS_RESOURCE); the sandbox runs anyway */
+    size_t n_workload_fds; /* out: with plan.init_leaf, init gets write fds of the workload
+                            * leaf's cgroup.procs (one per hierarchy) after the extra fds, i.e.
+                            * from fd 3 + n_extra_fds up, to move its children there itself
+                            * (write "0" before exec); this says how many */
 };
 int dt_sandbox_start_opts(struct dt_sandbox *sb, struct dt_start_opts *o, struct dt_error **err);
-/* A read-only fd of the sandbox cgroup's file with the "oom_kill N" counter (memory.events or
- * memory.oom_control), so a process inside can tell an OOM kill from another SIGKILL. */
+/* A read-only fd of the file with the "oom_kill N" counter (memory.events or memory.oom_control)
+ * of the cgroup where the sandbox's processes run (the workload leaf with plan.init_leaf), so a
+ * process inside can tell an OOM kill from another SIGKILL. */
 int dt_sandbox_open_oom_file(struct dt_sandbox *sb, int *ret_fd, struct dt_error **err);
 
 /* The init's pid (in our pid namespace) and a pidfd for it (owned by the handle), or -ESRCH when

@@ -29,6 +29,9 @@ struct dt_agent_config {
     const char *workdir;     /* NULL = the user's home */
     const char *state_dir;   /* private runtime files (session FIFOs) [/tmp/.daytona] */
     int oom_fd;              /* fd of the cgroup's memory.events / memory.oom_control, or -1 */
+    int workload_fds[16];    /* write fds of the "workload" cgroup's cgroup.procs (one per
+                              * hierarchy): children move there before they exec */
+    int n_workload_fds;
 };
 
 /* The user commands run as (resolved once at start; the image's passwd decides). */

@@ -157,8 +157,8 @@ child_fail(int fd, int step)
  * allocate, take locks or change anything the parent owns; errno is the only shared state it
  * writes, and the parent does not read it meanwhile. */
 _noreturn_ static void
-child(const struct dt_spawn *sp, const struct dt_agent_user *u, const char *path, const char *cwd,
-      int slave, int errfd)
+child(const struct dt_spawn *sp, const struct dt_agent_config *cfg, const struct dt_agent_user *u,
+      const char *path, const char *cwd, int slave, int errfd)
 {
     int base = 3 + sp->n_extra_fds + 8;
     int moved[3 + 64];
@@ -175,6 +175,10 @@ child(const struct dt_spawn *sp, const struct dt_agent_user *u, const char *path
     errfd = fcntl(errfd, F_DUPFD_CLOEXEC, base + nfd + 1);
     if (errfd < 0)
         _exit(127);
+    /* Out of the agent's own cgroup leaf into the workload's ("0" = the writer), before any fd
+     * is moved; best effort: without it the process still runs, accounted with the agent. */
+    for (int i = 0; i < cfg->n_workload_fds; i++)
+        (void) !write(cfg->workload_fds[i], "0", 1);
     if (sp->pty) {
         if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
             child_fail(errfd, STEP_PTY);
@@ -226,6 +230,7 @@ child(const struct dt_spawn *sp, const struct dt_agent_user *u, const char *path
 
 struct child_args {
     const struct dt_spawn *sp;
+    const struct dt_agent_config *cfg;
     const struct dt_agent_user *u;
     const char *path;
     const char *cwd;
@@ -237,7 +242,7 @@ static int
 child_main(void *arg)
 {
     const struct child_args *c = arg;
-    child(c->sp, c->u, c->path, c->cwd, c->slave, c->errfd);
+    child(c->sp, c->cfg, c->u, c->path, c->cwd, c->slave, c->errfd);
 }
 
 #define CHILD_STACK_SIZE (256u << 10)
@@ -375,7 +380,7 @@ dt_proc_spawn(struct dt_agent *a, const struct dt_spawn *sp, dt_proc_exit_fn exi
     p->agent = a;
     p->oom_before = dt_agent_oom_count(a);
     {
-        struct child_args ca = { sp, &a->user, path, cwd, slave, errpipe[1] };
+        struct child_args ca = { sp, &a->cfg, &a->user, path, cwd, slave, errpipe[1] };
         pid = spawn_child(&ca);
     }
     if (pid < 0) {

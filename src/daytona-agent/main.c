@@ -35,6 +35,8 @@ usage(FILE *f)
             "  --workdir DIR     work directory for relative paths (default: the user's home)\n"
             "  --state-dir DIR   private runtime files (default: /tmp/.daytona)\n"
             "  --oom-fd N        fd of the cgroup's memory.events or memory.oom_control\n"
+            "  --cgroup-fds-from N  fds N, N+1, ... (while open) are cgroup.procs files of the\n"
+            "                    cgroup where commands belong (the agent keeps its own)\n"
             "  --version         print the version\n"
             "ENTRYPOINT runs in the \"entrypoint\" session.\n");
 }
@@ -89,13 +91,17 @@ close_walk(uv_handle_t *h, void *arg)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_SOCKET = 256, OPT_USER, OPT_WORKDIR, OPT_STATE, OPT_OOM, OPT_VERSION, OPT_ROOT };
+    enum {
+        OPT_SOCKET = 256, OPT_USER, OPT_WORKDIR, OPT_STATE, OPT_OOM, OPT_VERSION, OPT_ROOT,
+        OPT_CGFDS,
+    };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, OPT_SOCKET },
         { "user", required_argument, NULL, OPT_USER },
         { "workdir", required_argument, NULL, OPT_WORKDIR },
         { "state-dir", required_argument, NULL, OPT_STATE },
         { "oom-fd", required_argument, NULL, OPT_OOM },
+        { "cgroup-fds-from", required_argument, NULL, OPT_CGFDS },
         { "passwd-root", required_argument, NULL, OPT_ROOT },
         { "version", no_argument, NULL, OPT_VERSION },
         { "help", no_argument, NULL, 'h' },
@@ -131,6 +137,19 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.oom_fd = (int) fd;
+            break;
+        }
+        case OPT_CGFDS: {
+            uint32_t fd;
+            if (parse_u32(optarg, &fd) < 0 || fd < 3 || fd > 1024) {
+                fprintf(stderr, "daytona-agent: bad --cgroup-fds-from: %s\n", optarg);
+                return 2;
+            }
+            /* The runtime passes one fd per cgroup hierarchy, consecutively. */
+            for (int f = (int) fd; f < (int) fd + 16 && fcntl(f, F_GETFD) >= 0; f++) {
+                (void) fcntl(f, F_SETFD, FD_CLOEXEC);
+                cfg.workload_fds[cfg.n_workload_fds++] = f;
+            }
             break;
         }
         case OPT_VERSION:

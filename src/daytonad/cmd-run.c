@@ -236,6 +236,8 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
         strv_push(&o->plan.args, "daytona-agent");
         strv_push(&o->plan.args, "--oom-fd");
         strv_push(&o->plan.args, "4");
+        strv_push(&o->plan.args, "--cgroup-fds-from");
+        strv_push(&o->plan.args, "5");
         if (o->plan.user) {
             strv_push(&o->plan.args, "--user");
             strv_push(&o->plan.args, o->plan.user);
@@ -247,6 +249,7 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
             strv_push(&o->plan.args, o->plan.cwd);
         }
         strv_push(&o->plan.env, "LISTEN_FDS=1");
+        o->plan.init_leaf = true;
         if (optind < argc)
             strv_push(&o->plan.args, "--");
     }

@@ -1227,6 +1227,34 @@ dt_cgroup_is_empty(struct dt_cgroup *cg)
 }
 
 int
+dt_cgroup_open_procs(struct dt_cgroup *cg, int *fds, size_t max, size_t *ret_n,
+                     struct dt_error **err)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cg->n_hier; i++) {
+        _cleanup_free_ char *p = path_join(cg->dir[i], "cgroup.procs");
+        int fd;
+
+        if (n == max) {
+            while (n > 0)
+                close(fds[--n]);
+            return dt_error_set(err, E2BIG, "cgroup '%s' has too many hierarchies", cg->name);
+        }
+        fd = open(p, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            int r = dt_error_errno(err, errno, "open '%s'", p);
+            while (n > 0)
+                close(fds[--n]);
+            return r;
+        }
+        fds[n++] = fd;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+int
 dt_cgroup_open_oom_file(struct dt_cgroup *cg, int *ret_fd, struct dt_error **err)
 {
     _cleanup_free_ char *p = NULL;

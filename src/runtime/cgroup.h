@@ -97,6 +97,12 @@ int dt_cgroup_is_empty(struct dt_cgroup *cg);
 /* Processes killed by the OOM killer in the cgroup and below so far (what dt_cgroup_stats()
  * reports as oom_kills, without reading the rest). */
 int dt_cgroup_oom_kills(struct dt_cgroup *cg, uint64_t *ret, struct dt_error **err);
+/* Open cgroup.procs of the cgroup for writing, once per hierarchy (1 on v2, one per mounted
+ * controller hierarchy on v1), into FDS (room for MAX). A process given these fds moves itself
+ * (or a child) there by writing "0" (or a pid): the kernel checks the opener's credentials, so
+ * this works from inside the sandbox, where the cgroup tree is not visible. */
+int dt_cgroup_open_procs(struct dt_cgroup *cg, int *fds, size_t max, size_t *ret_n,
+                         struct dt_error **err);
 /* Open (read-only) the file holding the cgroup's "oom_kill N" counter: memory.events on v2,
  * memory.oom_control on v1. For a process that cannot see the cgroup tree (the agent). */
 int dt_cgroup_open_oom_file(struct dt_cgroup *cg, int *ret_fd, struct dt_error **err);

@@ -54,6 +54,8 @@ struct dt_sandbox {
     int dirfd;
     uid_t uid_base;
     struct dt_cgroup *cg;
+    struct dt_cgroup *cg_init;     /* with init_leaf: init's own leaf */
+    struct dt_cgroup *cg_workload; /* with init_leaf: where every other process goes */
     pid_t pid;                  /* init, 0 when not running */
     int pidfd;
     bool is_child;              /* init is our child (else re-adopted: no exit status) */
@@ -271,6 +273,8 @@ dt_sandbox_free(struct dt_sandbox *sb)
     safe_close(sb->pidfd);
     safe_close(sb->disk_mntfd);
     dt_cgroup_free(sb->cg);
+    dt_cgroup_free(sb->cg_init);
+    dt_cgroup_free(sb->cg_workload);
     free(sb->execs);
     dt_plan_done(&sb->plan);
     free(sb->dir);
@@ -347,6 +351,15 @@ dt_sandbox_create(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_s
     r = create_cgroup(rt, plan, &sb->cg, err);
     if (r < 0)
         goto fail;
+    if (plan->init_leaf) {
+        r = dt_cgroup_create_child(sb->cg, "init", &sb->cg_init, err);
+        if (r >= 0)
+            r = dt_cgroup_create_child(sb->cg, "workload", &sb->cg_workload, err);
+        if (r < 0) {
+            (void) dt_cgroup_destroy(sb->cg, NULL);
+            goto fail;
+        }
+    }
 
     *ret = sb;
     return 0;
@@ -382,6 +395,11 @@ dt_sandbox_load(struct dt_runtime *rt, const struct dt_plan *plan, struct dt_san
         return r;
     }
     r = dt_cgroup_open(rt->cgm, plan->id, &sb->cg, err);
+    if (r >= 0 && plan->init_leaf) {
+        r = dt_cgroup_create_child(sb->cg, "init", &sb->cg_init, err);
+        if (r >= 0)
+            r = dt_cgroup_create_child(sb->cg, "workload", &sb->cg_workload, err);
+    }
     if (r < 0) {
         dt_sandbox_free(sb);
         return r;
@@ -845,7 +863,7 @@ start_init(struct dt_sandbox *sb, const struct dt_start_opts *o, int upper, int 
 
     r = write_id_maps((pid_t) pid, sb->uid_base, err);
     if (r >= 0)
-        r = dt_cgroup_attach(sb->cg, (pid_t) pid, err);
+        r = dt_cgroup_attach(sb->cg_init ? sb->cg_init : sb->cg, (pid_t) pid, err);
     if (r >= 0) {
         netns = open_ns((pid_t) pid, "net");
         if (netns < 0)
@@ -938,7 +956,7 @@ dt_sandbox_start(struct dt_sandbox *sb, const int stdio_fds[3], struct dt_error 
 int
 dt_sandbox_open_oom_file(struct dt_sandbox *sb, int *ret_fd, struct dt_error **err)
 {
-    return dt_cgroup_open_oom_file(sb->cg, ret_fd, err);
+    return dt_cgroup_open_oom_file(sb->cg_workload ? sb->cg_workload : sb->cg, ret_fd, err);
 }
 
 /* oom_score_adj -1000 through the legacy oom_adj file: written by us (with CAP_SYS_RESOURCE) via
@@ -963,12 +981,17 @@ protect_from_oom(pid_t pid)
 int
 dt_sandbox_start_opts(struct dt_sandbox *sb, struct dt_start_opts *o, struct dt_error **err)
 {
+    struct dt_start_opts *out = o;
     struct dt_runtime *rt = sb->rt;
     int upper = -EBADF, work = -EBADF, r;
 
+    int all_fds[DT_MAX_EXTRA_FDS + 16];
+    struct dt_start_opts o2;
+    size_t n_work = 0;
+
     if (o->n_extra_fds > DT_MAX_EXTRA_FDS)
         return dt_error_set(err, EINVAL, "at most %d extra fds for init", DT_MAX_EXTRA_FDS);
-
+    o->n_workload_fds = 0;
     if (sb->pid > 0)
         return dt_error_set(err, EBUSY, "sandbox '%s' is already running", sb->plan.id);
     if (sb->plan.net_mode == DT_NET_BRIDGE && !rt->net_ready) {
@@ -977,16 +1000,30 @@ dt_sandbox_start_opts(struct dt_sandbox *sb, struct dt_start_opts *o, struct dt_
             return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
         rt->net_ready = true;
     }
+    if (sb->cg_workload) {
+        for (size_t i = 0; i < o->n_extra_fds; i++)
+            all_fds[i] = o->extra_fds[i];
+        r = dt_cgroup_open_procs(sb->cg_workload, all_fds + o->n_extra_fds, 16, &n_work, err);
+        if (r < 0)
+            return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
+        o2 = *o;
+        o2.extra_fds = all_fds;
+        o2.n_extra_fds = o->n_extra_fds + n_work;
+        o = &o2;
+    }
     r = open_writable_layer(sb, &upper, &work, err);
     if (r >= 0)
         r = start_init(sb, o, upper, work, err);
     safe_close(upper);
     safe_close(work);
+    for (size_t i = 0; i < n_work; i++)
+        safe_close(all_fds[o->n_extra_fds - n_work + i]);
     if (r < 0) {
         sb->disk_mntfd = safe_close(sb->disk_mntfd);
         return dt_error_wrap(err, "start sandbox '%s'", sb->plan.id);
     }
-    o->protect_result = o->protect_init ? protect_from_oom(sb->pid) : 0;
+    out->protect_result = o->protect_init ? protect_from_oom(sb->pid) : 0;
+    out->n_workload_fds = n_work;
     return 0;
 }
 
@@ -1248,7 +1285,7 @@ dt_sandbox_exec(struct dt_sandbox *sb, const struct dt_exec *spec, struct dt_pro
     safe_close(gate[0]);
     _cleanup_close_ int sock = sp[0];
 
-    r = dt_cgroup_attach(sb->cg, (pid_t) mid, err);
+    r = dt_cgroup_attach(sb->cg_workload ? sb->cg_workload : sb->cg, (pid_t) mid, err);
     if (r >= 0 && write(gate[1], "g", 1) != 1)
         r = dt_error_errno(err, errno, "release exec helper");
     safe_close(gate[1]);

@@ -98,6 +98,11 @@ class SandboxTest(unittest.TestCase):
         self.assertTrue(out[1].startswith("daytona-agent"), out)
         self.assertIn("alive", r["result"])
         self.assertEqual(self.a.get("/user-home-dir").json()["dir"], "/home/daytona")
+        # Commands run in the sandbox's "workload" cgroup, the agent in its own leaf.
+        r = execute(self.a, "grep -c workload /proc/self/cgroup; grep -c workload /proc/1/cgroup")
+        counts = r["result"].split()
+        self.assertGreater(int(counts[0]), 0, r)
+        self.assertEqual(counts[1], "0", r)
         r = self.a.post("/process/code-run", {"code": "import os; print(os.getuid(), os.getcwd())",
                                               "language": "python"}, timeout=60)
         self.assertEqual(r.json()["result"], "1000 /home/daytona\n")

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -180,6 +182,29 @@ route_execute(struct dt_agent *a, struct dt_httpd_req *req, const char *const *p
     dt_agent_read_json(a, req, params, execute);
 }
 
+/* Whether NODE strips types itself (node >= 22.6): asked once, by running it (a few ms). */
+static bool
+node_strips_types(const char *node, char *const *env)
+{
+    static int known = -1;
+    char *argv[] = { (char *) node, (char *) "--experimental-strip-types", (char *) "-e",
+                     (char *) "0", NULL };
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int status;
+
+    if (known >= 0)
+        return known;
+    known = 0;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawn(&pid, node, &fa, NULL, argv, env) == 0 && waitpid(pid, &status, 0) == pid)
+        known = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    posix_spawn_file_actions_destroy(&fa);
+    return known;
+}
+
 /* The TypeScript runner the image has: tsx, ts-node, or node's own type stripping. */
 static int
 typescript_argv(char *const *env, char **argv, size_t max, char **ret_path)
@@ -197,13 +222,14 @@ typescript_argv(char *const *env, char **argv, size_t max, char **ret_path)
         *ret_path = p;
         return 2;
     }
-    if ((p = dt_proc_which("node", env))) {
+    if ((p = dt_proc_which("node", env)) && node_strips_types(p, env)) {
         argv[0] = p;
         argv[1] = (char *) "--experimental-strip-types";
         argv[2] = (char *) "--no-warnings";
         *ret_path = p;
         return 3;
     }
+    free(p);
     return -ENOENT;
 }
 

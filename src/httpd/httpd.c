@@ -112,6 +112,8 @@ struct conn {
     bool timer_ws_close;
     uint64_t head_deadline; /* ms (uv_now) by which the started request head must be complete */
     bool counted;     /* counted in the server's open handles (closed while freeing) */
+    bool lingering;   /* our side is shut down; reading and dropping until the peer's EOF */
+    uv_shutdown_t shutdown_req;
     struct dt_httpd_req *req;
     struct dt_httpd_ws *ws;
 };
@@ -137,6 +139,7 @@ struct wreq {
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_update(struct conn *c);
+static void on_timer(uv_timer_t *t);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -569,6 +572,35 @@ parse_failed(struct conn *c, int r)
     }
 }
 
+#define LINGER_MS 2000
+
+static void
+on_shutdown(uv_shutdown_t *s, int status)
+{
+    struct conn *c = s->data;
+
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* Close after a final response the peer may still be sending to (an early 413, a refused
+ * upload): closing at once would reset the connection and the peer might never read our
+ * answer. Shut our side down, read and drop until its EOF, at most LINGER_MS. */
+static void
+conn_linger(struct conn *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    c->lingering = true;
+    c->in_len = 0;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+}
+
 static void
 conn_process(struct conn *c)
 {
@@ -582,6 +614,10 @@ conn_process(struct conn *c)
 
         if (c->closing)
             break;
+        if (c->lingering) {
+            c->in_len = 0; /* what a closed connection still receives is dropped */
+            break;
+        }
         if (c->ws) {
             ws_process(c);
             break;
@@ -593,14 +629,14 @@ conn_process(struct conn *c)
             /* Pipelined bytes already here start the next head's clock now. */
             c->head_deadline = c->in_len ? uv_now(c->s->loop) + c->s->cfg.head_timeout_ms : 0;
             if (close) {
-                conn_close(c);
+                conn_linger(c);
                 break;
             }
             continue;
         }
         if (!req && c->close_after) {
             if (c->queued == 0)
-                conn_close(c);
+                conn_linger(c);
             break;
         }
         if (c->in_len == 0)
@@ -637,6 +673,11 @@ conn_update(struct conn *c)
 
     if (c->closing)
         return;
+    if (c->lingering) {
+        if (!c->reading && uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+            c->reading = true;
+        return; /* the linger timer runs */
+    }
     want_read = c->in_len < IN_MAX && !(c->req && c->req->paused) &&
                 !(c->ws && c->queued > WS_QUEUE_MAX); /* no pong flood into a full queue */
     if (want_read && !c->reading) {

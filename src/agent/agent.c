@@ -488,7 +488,13 @@ dispatch(struct dt_httpd_req *req, void *userdata)
             r->fn(a, req, params);
             return;
         }
-    if (path_matched)
+    if (n > 0 && strcmp(seg[0], "computeruse") == 0)
+        /* Desktop automation needs an X server, a VNC stack and ffmpeg in the image: not
+         * provided by this server (yet). Say so instead of a bare 404. */
+        dt_agent_error(req, 501, "NOT_IMPLEMENTED",
+                       "computer use (desktop automation) is not available in this sandbox: "
+                       "this server does not provide a desktop");
+    else if (path_matched)
         dt_agent_error(req, 405, "METHOD_NOT_ALLOWED", "%s is not allowed on %s", method,
                        dt_httpd_req_head(req)->path);
     else

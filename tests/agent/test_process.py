@@ -60,6 +60,9 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(r.status, 413)
         self.assertEqual(self.a.get("/process/execute").status, 405)
         self.assertEqual(self.a.get("/no/such/route").status, 404)
+        r = self.a.get("/computeruse/mouse/position")
+        self.assertEqual(r.status, 501)
+        self.assertIn("computer use", r.json()["message"])
 
     def test_client_gone_kills_the_command(self):
         marker = os.path.join(self.a.workdir, "killed-marker")

@@ -432,7 +432,7 @@ const struct dt_route dt_info_routes[] = {
 
 static const struct dt_route *const route_tables[] = {
     dt_info_routes, dt_files_routes, dt_process_routes, dt_session_routes,
-    dt_pty_routes,  dt_interp_routes, dt_git_routes,
+    dt_pty_routes,  dt_interp_routes, dt_git_routes, dt_lsp_routes,
 };
 
 /* Match SEG[0..N) against PATTERN; fill PARAMS with the '*' segments. */

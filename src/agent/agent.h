@@ -78,6 +78,7 @@ extern const struct dt_route dt_session_routes[];
 extern const struct dt_route dt_pty_routes[];
 extern const struct dt_route dt_interp_routes[];
 extern const struct dt_route dt_git_routes[];
+extern const struct dt_route dt_lsp_routes[];
 
 /* Set up A on LOOP: resolve the user, the work dir and the environment, install the reaper and
  * create the HTTP server (the caller adds listeners to a->httpd). */

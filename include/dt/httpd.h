@@ -164,4 +164,32 @@ size_t dt_httpd_ws_queued(const struct dt_httpd_ws *ws);
 /* The request headers are gone after accept; the few a WebSocket user needs are copied. */
 const char *dt_httpd_ws_path(const struct dt_httpd_ws *ws);
 
+/* ---- Raw connections (tunnels) ---- */
+
+/* A proxy that forwards an upgrade (or CONNECT) takes the client connection over once the
+ * upstream agreed, and splices bytes both ways. */
+struct dt_httpd_raw;
+struct dt_httpd_raw_callbacks {
+    /* Bytes from the client (first those already received after the request head). DATA NULL,
+     * LEN 0: the client closed its side; the connection closes after this call. */
+    void (*on_data)(struct dt_httpd_raw *raw, const char *data, size_t len, void *userdata);
+    /* The write queue became empty. May be NULL. */
+    void (*on_drain)(struct dt_httpd_raw *raw, void *userdata);
+    /* Gone (either side). Called exactly once; RAW is dead afterwards. */
+    void (*on_close)(struct dt_httpd_raw *raw, void *userdata);
+};
+/* Take over REQ's connection, which must be an upgrade request (dt_http_head.upgrade) whose
+ * response was not started. REQ is consumed (its close callback runs, completed). httpd sends
+ * nothing: the caller writes the upstream's response head itself. -EINVAL otherwise. */
+int dt_httpd_req_take_raw(struct dt_httpd_req *req, const struct dt_httpd_raw_callbacks *cbs,
+                          void *userdata, struct dt_httpd_raw **ret);
+/* Queue LEN bytes (copied). 0, or -EPIPE when closing. */
+int dt_httpd_raw_write(struct dt_httpd_raw *raw, const void *data, size_t len);
+size_t dt_httpd_raw_queued(const struct dt_httpd_raw *raw);
+/* Stop / restart reading from the client (backpressure towards the upstream). */
+void dt_httpd_raw_pause(struct dt_httpd_raw *raw);
+void dt_httpd_raw_resume(struct dt_httpd_raw *raw);
+/* Close once the queued bytes are written; on_close follows. */
+void dt_httpd_raw_close(struct dt_httpd_raw *raw);
+
 #endif

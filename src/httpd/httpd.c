@@ -77,6 +77,13 @@ struct dt_httpd_ws {
     uint16_t peer_code;
 };
 
+struct dt_httpd_raw {
+    struct conn *c;
+    struct dt_httpd_raw_callbacks cbs;
+    void *ud;
+    bool paused;
+};
+
 struct listener {
     union {
         uv_handle_t handle;
@@ -116,6 +123,7 @@ struct conn {
     uv_shutdown_t shutdown_req;
     struct dt_httpd_req *req;
     struct dt_httpd_ws *ws;
+    struct dt_httpd_raw *raw;
 };
 
 struct dt_httpd {
@@ -189,6 +197,8 @@ on_write(uv_write_t *w, int status)
             c->req->drain_cb(c->req, c->req->drain_ud);
         else if (c->ws && c->ws->cbs.on_drain && !c->ws->close_sent)
             c->ws->cbs.on_drain(c->ws, c->ws->ud);
+        else if (c->raw && c->raw->cbs.on_drain)
+            c->raw->cbs.on_drain(c->raw, c->raw->ud);
         if (!c->closing)
             conn_process(c);
     }
@@ -618,6 +628,16 @@ conn_process(struct conn *c)
             c->in_len = 0; /* what a closed connection still receives is dropped */
             break;
         }
+        if (c->raw) {
+            if (c->in_len && !c->raw->paused) {
+                size_t n = c->in_len;
+                c->in_len = 0;
+                c->raw->cbs.on_data(c->raw, c->in, n, c->raw->ud);
+            }
+            if (!c->closing && c->close_after && c->queued == 0)
+                conn_close(c);
+            break;
+        }
         if (c->ws) {
             ws_process(c);
             break;
@@ -678,6 +698,18 @@ conn_update(struct conn *c)
             c->reading = true;
         return; /* the linger timer runs */
     }
+    if (c->raw) {
+        bool want = !c->raw->paused && !c->close_after;
+        if (want && !c->reading) {
+            if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+                c->reading = true;
+        } else if (!want && c->reading) {
+            uv_read_stop(&c->h.stream);
+            c->reading = false;
+        }
+        uv_timer_stop(&c->timer);
+        return;
+    }
     want_read = c->in_len < IN_MAX && !(c->req && c->req->paused) &&
                 !(c->ws && c->queued > WS_QUEUE_MAX); /* no pong flood into a full queue */
     if (want_read && !c->reading) {
@@ -730,6 +762,8 @@ on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     /* EOF or error: the peer is gone (HTTP clients do not half-close while waiting). */
+    if (c->raw && c->raw->cbs.on_data && !c->closing)
+        c->raw->cbs.on_data(c->raw, NULL, 0, c->raw->ud);
     conn_close(c);
 }
 
@@ -760,6 +794,13 @@ conn_close(struct conn *c)
     c->closing = true;
     if (c->req)
         req_done(c->req, false);
+    if (c->raw) {
+        struct dt_httpd_raw *raw = c->raw;
+        c->raw = NULL;
+        if (raw->cbs.on_close)
+            raw->cbs.on_close(raw, raw->ud);
+        free(raw);
+    }
     if (c->ws) {
         struct dt_httpd_ws *ws = c->ws;
         uint16_t code = ws->close_received ? ws->peer_code : DT_WS_CLOSE_ABNORMAL;
@@ -1441,4 +1482,77 @@ const char *
 dt_httpd_ws_path(const struct dt_httpd_ws *ws)
 {
     return ws->path;
+}
+
+/* ---- raw connections ---- */
+
+int
+dt_httpd_req_take_raw(struct dt_httpd_req *req, const struct dt_httpd_raw_callbacks *cbs,
+                      void *userdata, struct dt_httpd_raw **ret)
+{
+    struct conn *c = req->c;
+    struct dt_httpd_raw *raw;
+
+    if (!req->head->upgrade || req->resp_started || c->closing)
+        return -EINVAL;
+    raw = xcalloc(1, sizeof(*raw));
+    raw->c = c;
+    raw->cbs = *cbs;
+    raw->ud = userdata;
+    req->resp_started = req->resp_ended = true;
+    req->body_done = true;
+    req->is_upgrade = false; /* the connection stays open, as a tunnel */
+    req_done(req, true);     /* (the HTTP parser is never fed again on this connection) */
+    c->raw = raw;
+    *ret = raw;
+    if (!c->processing)
+        conn_process(c);
+    return 0;
+}
+
+int
+dt_httpd_raw_write(struct dt_httpd_raw *raw, const void *data, size_t len)
+{
+    if (raw->c->closing || raw->c->close_after)
+        return -EPIPE;
+    if (len == 0)
+        return 0;
+    return conn_write_owned(raw->c, xmemdup(data, len), len);
+}
+
+size_t
+dt_httpd_raw_queued(const struct dt_httpd_raw *raw)
+{
+    return raw->c->queued;
+}
+
+void
+dt_httpd_raw_pause(struct dt_httpd_raw *raw)
+{
+    raw->paused = true;
+    if (!raw->c->processing)
+        conn_update(raw->c);
+}
+
+void
+dt_httpd_raw_resume(struct dt_httpd_raw *raw)
+{
+    if (!raw->paused)
+        return;
+    raw->paused = false;
+    conn_process(raw->c);
+}
+
+void
+dt_httpd_raw_close(struct dt_httpd_raw *raw)
+{
+    struct conn *c = raw->c;
+
+    if (c->closing)
+        return;
+    c->close_after = true;
+    if (c->queued == 0)
+        conn_close(c);
+    else if (!c->processing)
+        conn_update(c);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The libuv HTTP server over a real unix socket: the server runs on this thread's loop, a client
  * thread speaks raw HTTP/WebSocket bytes and checks what comes back. */
+#include <ctype.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,6 +86,34 @@ static const struct dt_httpd_ws_callbacks ws_cbs = {
     .on_close = ws_closed,
 };
 
+/* A tunnel: after our own 101, echo every byte back upper-cased. */
+static void
+raw_data(struct dt_httpd_raw *raw, const char *data, size_t len, void *ud)
+{
+    char buf[4096] = { 0 };
+
+    if (!data || len == 0)
+        return;
+    for (size_t i = 0; i < len && i < sizeof(buf); i++)
+        buf[i] = (char) toupper((unsigned char) data[i]);
+    dt_httpd_raw_write(raw, buf, len < sizeof(buf) ? len : sizeof(buf));
+    if (len >= 4 && memcmp(data + len - 4, "quit", 4) == 0)
+        dt_httpd_raw_close(raw);
+}
+
+static int raw_closes;
+
+static void
+raw_closed(struct dt_httpd_raw *raw, void *ud)
+{
+    raw_closes++;
+}
+
+static const struct dt_httpd_raw_callbacks raw_cbs = {
+    .on_data = raw_data,
+    .on_close = raw_closed,
+};
+
 static void
 handler(struct dt_httpd_req *req, void *ud)
 {
@@ -116,6 +145,14 @@ handler(struct dt_httpd_req *req, void *ud)
         dt_httpd_write(req, "abc", 3);
         dt_httpd_write(req, "defgh", 5);
         dt_httpd_end(req);
+    } else if (n == 1 && strcmp(seg[0], "tunnel") == 0) {
+        static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
+                                   "Connection: Upgrade\r\n\r\n";
+        struct dt_httpd_raw *raw;
+        if (dt_httpd_req_take_raw(req, &raw_cbs, NULL, &raw) == 0)
+            dt_httpd_raw_write(raw, head, sizeof(head) - 1);
+        else
+            dt_httpd_reply_error(req, 400, NULL, NULL, "not an upgrade");
     } else if (n == 1 && strcmp(seg[0], "ws") == 0 && dt_httpd_req_is_websocket(req)) {
         struct dt_httpd_ws *ws;
         dt_httpd_ws_accept(req, dt_httpd_req_query(req, "proto"), &ws_cbs, NULL, &ws);
@@ -338,9 +375,28 @@ check_websocket(void)
     close(fd);
 }
 
+static void
+check_tunnel(void)
+{
+    int fd = client_connect();
+    _cleanup_free_ char *r1 = NULL, *rest = NULL;
+
+    /* the upgrade request and the first tunnelled bytes in one write */
+    send_str(fd, "GET /tunnel HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello");
+    r1 = xcalloc(1, 4096);
+    for (size_t n = 0; n < 4000 && !strstr(r1, "\r\n\r\n"); n++)
+        CHECK_EQ(read(fd, r1 + n, 1), 1);
+    CHECK_TRUE(strstr(r1, "HTTP/1.1 101 Switching Protocols\r\n"));
+    send_str(fd, " world quit");
+    rest = read_all(fd);
+    CHECK_TRUE(strcmp(rest, "HELLO WORLD QUIT") == 0);
+    close(fd);
+}
+
 static void *
 client_main(void *arg)
 {
+    check_tunnel();
     check_basics();
     check_streams();
     check_websocket();
@@ -366,6 +422,7 @@ test_server(void **state)
     pthread_join(th, NULL);
     assert_int_equal(uv_loop_close(&loop), 0);
     assert_true(closes_completed >= 7);
+    assert_int_equal(raw_closes, 1);
     dt_test_rm_rf(dir);
 }
 

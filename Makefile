@@ -19,9 +19,8 @@ $(BUILD)/Makefile:
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The API on 127.0.0.1:3000 with its state in /var/lib/daytona (root: it creates sandboxes).
 run: deps build
-	@echo "daytonad: starting 'daytonad serve' (the API server arrives with issue #5;"
-	@echo "          until then 'build/bin/daytonad run ROOTFS -- CMD' runs sandboxes)"
 	./$(BUILD)/bin/daytonad serve
 
 $(BUILD_ASAN)/Makefile:
@@ -31,11 +30,13 @@ $(BUILD_ASAN)/Makefile:
 # directory; strict: the npm registry is part of the test environment.
 test-release: deps build
 	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps $(BUILD)/node/agent
+	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps-sdk $(BUILD)/node/sdk
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-asan: deps $(BUILD_ASAN)/Makefile
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps $(BUILD_ASAN)/node/agent
+	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps-sdk $(BUILD_ASAN)/node/sdk
 	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -L 'unit|integration' --timeout 900
 
 # Everything: the release build's suite, the sanitizer build's suite, and a short fuzz run.

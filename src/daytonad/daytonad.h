@@ -8,5 +8,6 @@
 /* `daytonad run`: run a command in a throwaway sandbox (what `crun run` is to crun).
  * Exit status: the command's (128+signal when killed); 125 for bad input or a setup failure. */
 int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

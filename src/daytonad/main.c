@@ -13,7 +13,7 @@ usage(FILE *f)
     fprintf(f, "Usage: daytonad COMMAND [OPTIONS]\n"
                "\n"
                "Commands:\n"
-               "  serve     run the API server (not built yet: see issue #5)\n"
+               "  serve     run the API server (see 'daytonad serve --help')\n"
                "  run       run a command in a throwaway sandbox (see 'daytonad run --help')\n"
                "  version   print the version\n");
 }
@@ -37,11 +37,8 @@ main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "serve")) {
-        fprintf(stderr, "daytonad: the API server is not built yet (issue #5); what exists today is "
-                        "the sandbox runtime: try 'daytonad run --help'\n");
-        return 1;
-    }
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "daytonad: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,876 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The runner: sandbox records become sandboxes of the runtime library, each with daytona-agent as
+ * init. Plans are persisted under DATA_DIR/sandboxes/<id>/plan so that a restarted daytonad
+ * re-adopts running sandboxes; each init is watched (pidfd on the loop) to notice crashes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dt/fd-util.h"
+#include "dt/fs-util.h"
+#include "dt/macros.h"
+#include "dt/xalloc.h"
+#include "server/runner.h"
+#include "dt/banned.h"
+
+#define GIB                (UINT64_C(1) << 30)
+#define STOP_GRACE_USEC    (UINT64_C(5) * 1000 * 1000)
+#define PIDS_MAX           4096
+#define PLAN_FILE          "plan"
+#define PLAN_VERSION       1
+#define PLAN_MAX_BYTES     (1024 * 1024)
+#define AGENT_LOG_MAX      (1024 * 1024)
+#define ID_MAX             64
+
+struct watch;
+
+/* One sandbox this runner has opened. */
+struct entry {
+    struct entry *next;
+    struct dt_runner *runner;
+    char *id;
+    struct dt_sandbox *sb;
+    int lockfd;           /* holds the slot while the sandbox exists */
+    struct watch *watch;  /* while the init runs; NULL otherwise */
+};
+
+/* A pidfd watch. Allocated apart from the entry: libuv frees handles asynchronously (close
+ * callback), possibly after the entry is gone. */
+struct watch {
+    uv_poll_t h;
+    struct entry *e; /* NULL once detached */
+};
+
+struct dt_runner {
+    char *data_dir;
+    char *sandboxes_dir;
+    uv_loop_t *loop;
+    void (*on_exit)(const char *id, const struct dt_exit *e, void *userdata);
+    void *userdata;
+    struct dt_runtime *rt;
+    int agent_fd;
+    struct entry *entries;
+};
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+/* Ids name directories and cgroups: the runtime's charset, and never "." or "..". */
+static bool
+id_is_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > ID_MAX || id[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static char *
+sandbox_dir(struct dt_runner *r, const char *id)
+{
+    return xasprintf("%s/%s", r->sandboxes_dir, id);
+}
+
+static struct entry *
+find_entry(struct dt_runner *r, const char *id)
+{
+    for (struct entry *e = r->entries; e; e = e->next)
+        if (strcmp(e->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+static void
+watch_close_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+unwatch(struct entry *e)
+{
+    if (!e->watch)
+        return;
+    /* Closing now also removes the pidfd from epoll while the fd is still open. */
+    e->watch->e = NULL;
+    uv_close((uv_handle_t *) &e->watch->h, watch_close_cb);
+    e->watch = NULL;
+}
+
+/* Detach E from the runner and free it; the sandbox itself is left as it is. */
+static void
+entry_free(struct dt_runner *r, struct entry *e)
+{
+    for (struct entry **p = &r->entries; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    unwatch(e);
+    dt_sandbox_free(e->sb);
+    safe_close(e->lockfd);
+    free(e->id);
+    free(e);
+}
+
+static struct entry *
+entry_add(struct dt_runner *r, const char *id, struct dt_sandbox *sb, int lockfd)
+{
+    struct entry *e = xcalloc(1, sizeof(*e));
+    e->runner = r;
+    e->id = xstrdup(id);
+    e->sb = sb;
+    e->lockfd = lockfd;
+    e->next = r->entries;
+    r->entries = e;
+    return e;
+}
+
+/* The pidfd turned readable: the init exited without us asking. */
+static void
+on_pidfd(uv_poll_t *h, int status, int events)
+{
+    struct watch *w = (struct watch *) h;
+    struct entry *e = w->e;
+    struct dt_exit ex = {0};
+
+    if (!e)
+        return;
+    struct dt_runner *r = e->runner;
+    int k = dt_sandbox_wait(e->sb, /* nohang= */ true, &ex, NULL);
+    if (k == -EAGAIN)
+        return;
+    if (k < 0)
+        ex = (struct dt_exit){.signal = SIGKILL};
+    unwatch(e);
+    if (r->on_exit) {
+        /* The callback may destroy the sandbox (and free E): hand it a copy of the id. */
+        _cleanup_free_ char *id = xstrdup(e->id);
+        r->on_exit(id, &ex, r->userdata);
+    }
+}
+
+static int
+watch(struct dt_runner *r, struct entry *e, struct dt_error **err)
+{
+    int pfd = dt_sandbox_pidfd(e->sb);
+    if (pfd < 0)
+        return 0;
+    struct watch *w = xcalloc(1, sizeof(*w));
+    int k = uv_poll_init(r->loop, &w->h, pfd);
+    if (k < 0) {
+        free(w);
+        return dt_error_errno(err, -k, "watch the init of sandbox '%s'", e->id);
+    }
+    k = uv_poll_start(&w->h, UV_READABLE, on_pidfd);
+    if (k < 0) {
+        uv_close((uv_handle_t *) &w->h, watch_close_cb);
+        return dt_error_errno(err, -k, "watch the init of sandbox '%s'", e->id);
+    }
+    w->e = e;
+    e->watch = w;
+    return 0;
+}
+
+/* Take the lock of slot SLOT (a sandbox's own slot, after a restart). */
+static int
+lock_slot(uint32_t slot, int *ret_fd, struct dt_error **err)
+{
+    char path[64];
+    int r = mkdir_p(DT_SLOTS_DIR, 0700);
+    if (r < 0)
+        return dt_error_errno(err, r, "create slot directory '%s'", DT_SLOTS_DIR);
+    snprintf(path, sizeof(path), DT_SLOTS_DIR "/%u.lock", slot);
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "open slot lock '%s'", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            return dt_error_set(err, EBUSY, "slot %u is held by another process", slot);
+        return dt_error_errno(err, errno, "lock slot '%s'", path);
+    }
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+/* ---- plan persistence -------------------------------------------------------------------- */
+
+static json_t *
+json_u64(uint64_t v)
+{
+    return v == DT_LIMIT_UNLIMITED ? json_null() : json_integer((json_int_t) v);
+}
+
+static json_t *
+json_strv(char *const *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; v && v[i]; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *
+json_str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *
+plan_to_json(const struct dt_plan *p)
+{
+    json_t *binds = json_array();
+    for (size_t i = 0; i < p->n_binds; i++)
+        json_array_append_new(binds, json_pack("{s:s, s:s, s:b}", "source", p->binds[i].source,
+                                               "destination", p->binds[i].destination,
+                                               "readonly", (int) p->binds[i].readonly));
+    json_t *o = json_object();
+    json_object_set_new(o, "version", json_integer(PLAN_VERSION));
+    json_object_set_new(o, "id", json_string(p->id));
+    json_object_set_new(o, "layers", json_strv(p->layers));
+    json_object_set_new(o, "slot", json_integer(p->slot));
+    json_object_set_new(o, "memory_bytes", json_u64(p->memory_bytes));
+    json_object_set_new(o, "swap_bytes", json_u64(p->swap_bytes));
+    json_object_set_new(o, "cpu_millicpus", json_u64(p->cpu_millicpus));
+    json_object_set_new(o, "pids_max", json_u64(p->pids_max));
+    json_object_set_new(o, "disk_bytes", json_u64(p->disk_bytes));
+    json_object_set_new(o, "init_leaf", json_boolean(p->init_leaf));
+    json_object_set_new(o, "ephemeral", json_boolean(p->ephemeral));
+    json_object_set_new(o, "hostname", json_str_or_null(p->hostname));
+    json_object_set_new(o, "args", json_strv(p->args));
+    json_object_set_new(o, "env", json_strv(p->env));
+    json_object_set_new(o, "cwd", json_str_or_null(p->cwd));
+    json_object_set_new(o, "user", json_str_or_null(p->user));
+    json_object_set_new(o, "binds", binds);
+    json_object_set_new(o, "net_mode",
+                        json_string(p->net_mode == DT_NET_BRIDGE ? "bridge" : "none"));
+    json_object_set_new(o, "block_all_egress", json_boolean(p->block_all_egress));
+    json_object_set_new(o, "allow_cidrs", json_strv(p->allow_cidrs));
+    return o;
+}
+
+/* Write the plan to DIR/plan atomically (temp file, fsync, rename). */
+static int
+plan_save(const char *dir, const struct dt_plan *p, struct dt_error **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/" PLAN_FILE, dir);
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+    json_t *o = plan_to_json(p);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!s)
+        return dt_error_set(err, ENOMEM, "serialise the plan of sandbox '%s'", p->id);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int r = fd < 0 ? -errno : write_all(fd, s, strlen(s));
+    free(s);
+    if (r >= 0 && fsync(fd) < 0)
+        r = -errno;
+    safe_close(fd);
+    if (r >= 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0) {
+        (void) unlink(tmp);
+        return dt_error_errno(err, r, "write plan '%s'", path);
+    }
+    return 0;
+}
+
+static int
+get_u64(json_t *o, const char *key, uint64_t *ret)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_null(v)) {
+        *ret = DT_LIMIT_UNLIMITED;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -EINVAL;
+    *ret = (uint64_t) json_integer_value(v);
+    return 0;
+}
+
+static int
+get_strv(json_t *o, const char *key, char ***ret)
+{
+    json_t *a = json_object_get(o, key), *v;
+    size_t i;
+    if (!a || json_is_null(a))
+        return 0;
+    if (!json_is_array(a))
+        return -EINVAL;
+    char **l = xcalloc(json_array_size(a) + 1, sizeof(char *));
+    json_array_foreach(a, i, v) {
+        if (!json_is_string(v)) {
+            strv_free(l);
+            return -EINVAL;
+        }
+        l[i] = xstrdup(json_string_value(v));
+    }
+    *ret = l;
+    return 0;
+}
+
+static int
+get_str(json_t *o, const char *key, char **ret)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -EINVAL;
+    *ret = xstrdup(json_string_value(v));
+    return 0;
+}
+
+static int
+plan_from_json(json_t *o, struct dt_plan *p)
+{
+    json_t *binds = json_object_get(o, "binds"), *b;
+    json_int_t slot = json_integer_value(json_object_get(o, "slot"));
+    const char *net = json_string_value(json_object_get(o, "net_mode"));
+    size_t i;
+    int r = 0;
+
+    if (json_integer_value(json_object_get(o, "version")) != PLAN_VERSION || !net ||
+        slot < 0 || slot >= DT_MAX_SLOTS)
+        return -EINVAL;
+    p->slot = (uint32_t) slot;
+    p->net_mode = strcmp(net, "bridge") == 0 ? DT_NET_BRIDGE : DT_NET_NONE;
+    p->init_leaf = json_is_true(json_object_get(o, "init_leaf"));
+    p->ephemeral = json_is_true(json_object_get(o, "ephemeral"));
+    p->block_all_egress = json_is_true(json_object_get(o, "block_all_egress"));
+    if (r >= 0)
+        r = get_str(o, "id", &p->id);
+    if (r >= 0)
+        r = get_str(o, "hostname", &p->hostname);
+    if (r >= 0)
+        r = get_str(o, "cwd", &p->cwd);
+    if (r >= 0)
+        r = get_str(o, "user", &p->user);
+    if (r >= 0)
+        r = get_strv(o, "layers", &p->layers);
+    if (r >= 0)
+        r = get_strv(o, "args", &p->args);
+    if (r >= 0)
+        r = get_strv(o, "env", &p->env);
+    if (r >= 0)
+        r = get_strv(o, "allow_cidrs", &p->allow_cidrs);
+    if (r >= 0)
+        r = get_u64(o, "memory_bytes", &p->memory_bytes);
+    if (r >= 0)
+        r = get_u64(o, "swap_bytes", &p->swap_bytes);
+    if (r >= 0)
+        r = get_u64(o, "cpu_millicpus", &p->cpu_millicpus);
+    if (r >= 0)
+        r = get_u64(o, "pids_max", &p->pids_max);
+    if (r >= 0)
+        r = get_u64(o, "disk_bytes", &p->disk_bytes);
+    if (r < 0)
+        return r;
+    if (p->disk_bytes == DT_LIMIT_UNLIMITED || p->swap_bytes == DT_LIMIT_UNLIMITED)
+        return -EINVAL;
+    if (binds && !json_is_array(binds))
+        return -EINVAL;
+    json_array_foreach(binds, i, b) {
+        const char *src = json_string_value(json_object_get(b, "source"));
+        const char *dst = json_string_value(json_object_get(b, "destination"));
+        if (!src || !dst || p->n_binds >= DT_MAX_MOUNTS)
+            return -EINVAL;
+        p->binds = xreallocarray(p->binds, p->n_binds + 1, sizeof(struct dt_bind));
+        p->binds[p->n_binds++] = (struct dt_bind){
+                .source = xstrdup(src),
+                .destination = xstrdup(dst),
+                .readonly = json_is_true(json_object_get(b, "readonly")),
+        };
+    }
+    if (!p->env)
+        p->env = xcalloc(1, sizeof(char *));
+    return 0;
+}
+
+/* Read DIR/plan into PLAN (initialised by the caller). -ENOENT when there is none. */
+static int
+plan_load(const char *dir, const char *id, struct dt_plan *plan, struct dt_error **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/" PLAN_FILE, dir);
+    _cleanup_free_ char *text = NULL;
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    json_error_t jerr;
+    int r;
+
+    if (dfd < 0)
+        return dt_error_errno(err, errno, "sandbox '%s' not found", id);
+    r = read_file_at(dfd, PLAN_FILE, PLAN_MAX_BYTES, &text, NULL);
+    if (r < 0)
+        return dt_error_errno(err, r, "read plan '%s'", path);
+    json_t *o = json_loads(text, 0, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return dt_error_set(err, EINVAL, "invalid plan '%s': %s", path, jerr.text);
+    }
+    r = plan_from_json(o, plan);
+    json_decref(o);
+    if (r < 0)
+        return dt_error_set(err, EINVAL, "invalid plan '%s'", path);
+    if (!plan->id || strcmp(plan->id, id) != 0)
+        return dt_error_set(err, EINVAL, "plan '%s' is for another sandbox", path);
+    return dt_plan_validate(plan, err);
+}
+
+/* ---- runner ------------------------------------------------------------------------------ */
+
+static int
+open_agent_binary(const char *path, int *ret_fd, struct dt_error **err)
+{
+    _cleanup_free_ char *self = NULL, *def = NULL;
+    if (!path) {
+        self = realpath("/proc/self/exe", NULL);
+        char *slash = self ? strrchr(self, '/') : NULL;
+        if (!slash)
+            return dt_error_errno(err, errno, "find our own binary");
+        *slash = 0;
+        def = xasprintf("%s/daytona-agent", self);
+        path = def;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "open agent binary '%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
+        safe_close(fd);
+        return dt_error_set(err, ENOEXEC, "agent binary '%s' is not an executable file", path);
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+static int
+runner_init(struct dt_runner *r, const struct dt_runner_config *cfg, struct dt_error **err)
+{
+    _cleanup_free_ char *state = xasprintf("%s/runtime", cfg->data_dir);
+    int k;
+
+    k = mkdir_p(r->sandboxes_dir, 0700);
+    if (k < 0)
+        return dt_error_errno(err, k, "create '%s'", r->sandboxes_dir);
+    k = mkdir_p(state, 0700);
+    if (k < 0)
+        return dt_error_errno(err, k, "create '%s'", state);
+    k = open_agent_binary(cfg->agent_binary, &r->agent_fd, err);
+    if (k < 0)
+        return k;
+    struct dt_runtime_config rc = {
+            .state_dir = state,
+            .cgroup_subdir = cfg->cgroup_subdir,
+            .need_bridge = true, /* sandboxes get NAT networking: `pip install` works */
+    };
+    return dt_runtime_new(&rc, &r->rt, err);
+}
+
+int
+dt_runner_new(const struct dt_runner_config *cfg, struct dt_runner **ret, struct dt_error **err)
+{
+    if (!cfg->data_dir || cfg->data_dir[0] != '/')
+        return dt_error_set(err, EINVAL, "data directory must be an absolute path");
+    if (!cfg->loop)
+        return dt_error_set(err, EINVAL, "the runner needs an event loop");
+    struct dt_runner *r = xcalloc(1, sizeof(*r));
+    r->agent_fd = -EBADF;
+    r->data_dir = xstrdup(cfg->data_dir);
+    r->sandboxes_dir = xasprintf("%s/sandboxes", cfg->data_dir);
+    r->loop = cfg->loop;
+    r->on_exit = cfg->on_exit;
+    r->userdata = cfg->userdata;
+    int k = runner_init(r, cfg, err);
+    if (k < 0) {
+        dt_runner_free(r);
+        return k;
+    }
+    *ret = r;
+    return 0;
+}
+
+void
+dt_runner_free(struct dt_runner *r)
+{
+    if (!r)
+        return;
+    while (r->entries)
+        entry_free(r, r->entries);
+    dt_runtime_free(r->rt);
+    safe_close(r->agent_fd);
+    free(r->sandboxes_dir);
+    free(r->data_dir);
+    free(r);
+}
+
+char *
+dt_runner_agent_socket(struct dt_runner *r, const char *id)
+{
+    return xasprintf("%s/%s/agent.sock", r->sandboxes_dir, id);
+}
+
+/* A listening unix socket at PATH, mode 0600 (root only: it is the sandbox's control channel).
+ * Bound under a temporary name and renamed, so whoever sees PATH can connect. */
+static int
+listen_unix(const char *path, int *ret_fd, struct dt_error **err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    _cleanup_free_ char *tmp = xasprintf("%s.%d.tmp", path, (int) getpid());
+    _cleanup_close_ int fd = -EBADF;
+    struct stat st;
+    int r;
+
+    if (strlen(tmp) >= sizeof(sa.sun_path))
+        return dt_error_set(err, ENAMETOOLONG, "socket path too long: %s", tmp);
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        return dt_error_set(err, EEXIST, "%s exists and is not a socket", path);
+    memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
+    (void) unlink(tmp);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return dt_error_errno(err, errno, "socket");
+    mode_t old = umask(0077);
+    r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+    umask(old);
+    if (r < 0)
+        return dt_error_errno(err, errno, "bind %s", tmp);
+    if (chmod(tmp, 0600) < 0 || listen(fd, 128) < 0 || rename(tmp, path) < 0) {
+        r = dt_error_errno(err, errno, "listen on %s", path);
+        (void) unlink(tmp);
+        return r;
+    }
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+/* The agent's stdout/stderr: DIR/agent.log, appended to, restarted when past AGENT_LOG_MAX. */
+static int
+open_agent_log(const char *dir)
+{
+    _cleanup_free_ char *path = xasprintf("%s/agent.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > AGENT_LOG_MAX)
+        (void) ftruncate(fd, 0);
+    return fd;
+}
+
+/* Start the opened, stopped sandbox of E with the agent as init (as cmd-run.c's start_agent):
+ * fd 3 the listening socket, 4 the OOM counter file, from 5 the workload's cgroup.procs. */
+static int
+start_agent(struct dt_runner *r, struct entry *e, struct dt_error **err)
+{
+    _cleanup_free_ char *dir = sandbox_dir(r, e->id);
+    _cleanup_free_ char *sock = dt_runner_agent_socket(r, e->id);
+    _cleanup_close_ int lfd = -EBADF, oomfd = -EBADF, logfd = -EBADF;
+    struct dt_start_opts so = {.stdio_fds = {-1, -1, -1}};
+    int fds[2];
+    int k;
+
+    k = dt_sandbox_open_oom_file(e->sb, &oomfd, err);
+    if (k < 0)
+        return k;
+    k = listen_unix(sock, &lfd, err);
+    if (k < 0)
+        return dt_error_wrap(err, "start sandbox '%s'", e->id);
+    logfd = open_agent_log(dir);
+    so.stdio_fds[1] = so.stdio_fds[2] = logfd; /* -errno when it failed: /dev/null then */
+    if (logfd < 0)
+        so.stdio_fds[1] = so.stdio_fds[2] = -1;
+    fds[0] = lfd;
+    fds[1] = oomfd;
+    so.extra_fds = fds;
+    so.n_extra_fds = ELEMENTSOF(fds);
+    so.exec_fd = r->agent_fd;
+    /* The OOM killer picks the workload, never the agent (protect_result < 0 without
+     * CAP_SYS_RESOURCE: the sandbox works anyway). */
+    so.protect_init = true;
+    k = dt_sandbox_start_opts(e->sb, &so, err);
+    if (k < 0) {
+        (void) unlink(sock);
+        return k;
+    }
+    k = watch(r, e, err);
+    if (k < 0) {
+        (void) dt_sandbox_stop(e->sb, 0, NULL);
+        return k;
+    }
+    return 0;
+}
+
+/* The plan of a new sandbox from SPEC. */
+static void
+build_plan(const struct dt_runner_spec *spec, const char *rootfs, struct dt_plan *p)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t max_mcpu = (uint64_t) (ncpu > 0 ? ncpu : 1) * 1000;
+
+    p->id = xstrdup(spec->id);
+    strv_push(&p->layers, rootfs);
+    p->memory_bytes = spec->memory_gib ? (uint64_t) spec->memory_gib * GIB : DT_LIMIT_UNLIMITED;
+    p->cpu_millicpus = DT_LIMIT_UNLIMITED;
+    if (spec->cpu)
+        p->cpu_millicpus = (uint64_t) spec->cpu * 1000 < max_mcpu ? (uint64_t) spec->cpu * 1000
+                                                                   : max_mcpu;
+    p->pids_max = PIDS_MAX;
+    /* An ext4 image: the quota holds, and the writable layer survives stop/start. */
+    p->disk_bytes = (uint64_t) spec->disk_gib * GIB;
+    p->init_leaf = true;
+    /* The hostname is the runtime's default, the sandbox id: what Daytona shows, and it lets a
+     * user match a shell prompt to a sandbox. */
+    for (char **v = spec->env; v && *v; v++)
+        strv_push(&p->env, *v);
+    strv_push(&p->env, "LISTEN_FDS=1");
+    p->net_mode = DT_NET_BRIDGE;
+    p->block_all_egress = spec->network_block_all;
+    for (char **v = spec->network_allow; v && *v; v++)
+        strv_push(&p->allow_cidrs, *v);
+    dt_rootfs_default_binds(p);
+    /* The agent is init (as root of the sandbox); it runs processes as the user itself. */
+    strv_push(&p->args, "daytona-agent");
+    strv_push(&p->args, "--oom-fd");
+    strv_push(&p->args, "4");
+    strv_push(&p->args, "--cgroup-fds-from");
+    strv_push(&p->args, "5");
+    strv_push(&p->args, "--user");
+    strv_push(&p->args, spec->user && *spec->user ? spec->user : "daytona");
+}
+
+/* Open the existing sandbox ID from its persisted plan: lock its slot, load it from the runtime
+ * (re-adopting a running init). When the runtime has no state for it (a crash right after the
+ * plan was written, a wiped state dir) and CREATE is set, create it from the plan; else -ENOENT.
+ * -ENOENT also when there is no plan. */
+static int
+open_existing(struct dt_runner *r, const char *id, bool create, struct entry **ret,
+              struct dt_error **err)
+{
+    _cleanup_free_ char *dir = sandbox_dir(r, id);
+    struct dt_sandbox *sb = NULL;
+    struct dt_error *lerr = NULL;
+    struct dt_plan plan;
+    int lockfd = -EBADF, k;
+
+    dt_plan_init(&plan);
+    k = plan_load(dir, id, &plan, err);
+    if (k >= 0)
+        k = lock_slot(plan.slot, &lockfd, err);
+    if (k >= 0) {
+        k = dt_sandbox_load(r->rt, &plan, &sb, &lerr);
+        if (k == -ENOENT && create) {
+            dt_error_free(lerr);
+            lerr = NULL;
+            k = dt_sandbox_create(r->rt, &plan, &sb, err);
+        } else if (k < 0) {
+            if (err && !*err)
+                *err = TAKE_PTR(lerr);
+        }
+        dt_error_free(lerr);
+    }
+    dt_plan_done(&plan);
+    if (k < 0) {
+        safe_close(lockfd);
+        return k;
+    }
+    *ret = entry_add(r, id, sb, lockfd);
+    return 0;
+}
+
+/* Create the runtime sandbox of PLAN, whose plan goes to DIR first. */
+static int
+create_sandbox(struct dt_runner *r, const char *dir, const struct dt_plan *plan,
+               struct dt_sandbox **ret, struct dt_error **err)
+{
+    struct dt_error *lerr = NULL;
+    int k;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return dt_error_errno(err, errno, "create '%s'", dir);
+    /* The plan goes to disk before the sandbox exists, so a crash in between leaves something
+     * that open_existing() completes rather than an orphan nobody knows the slot of. */
+    k = plan_save(dir, plan, err);
+    if (k < 0)
+        return k;
+    k = dt_sandbox_create(r->rt, plan, ret, &lerr);
+    if (k == -EEXIST) {
+        /* Runtime state without a plan: a leftover of an earlier life of this id (we hold the
+         * slot now, and the data dir had no plan for it). Remove it and create afresh. */
+        struct dt_sandbox *stale = NULL;
+        if (dt_sandbox_load(r->rt, plan, &stale, NULL) == 0) {
+            (void) dt_sandbox_destroy(stale, NULL);
+            dt_sandbox_free(stale);
+        }
+        dt_error_free(lerr);
+        lerr = NULL;
+        k = dt_sandbox_create(r->rt, plan, ret, &lerr);
+    }
+    if (k < 0 && err && !*err)
+        *err = TAKE_PTR(lerr);
+    dt_error_free(lerr);
+    return k;
+}
+
+/* Create a new sandbox from SPEC: slot, plan (persisted first), runtime sandbox. */
+static int
+create_new(struct dt_runner *r, const struct dt_runner_spec *spec, struct entry **ret,
+           struct dt_error **err)
+{
+    _cleanup_free_ char *dir = sandbox_dir(r, spec->id);
+    _cleanup_free_ char *rootfs = NULL;
+    struct dt_sandbox *sb = NULL;
+    struct dt_plan plan;
+    int lockfd = -EBADF, k;
+
+    if (spec->snapshot && spec->snapshot[0] && strcmp(spec->snapshot, "default") != 0)
+        return dt_error_set(err, ENOENT, "snapshot '%s' not found", spec->snapshot);
+    k = dt_rootfs_default_ensure(r->data_dir, &rootfs, err);
+    if (k < 0)
+        return k;
+    dt_plan_init(&plan);
+    k = dt_runtime_acquire_slot(r->rt, &plan.slot, &lockfd, err);
+    if (k >= 0) {
+        build_plan(spec, rootfs, &plan);
+        k = dt_plan_validate(&plan, err);
+    }
+    if (k >= 0) {
+        k = create_sandbox(r, dir, &plan, &sb, err);
+        if (k < 0)
+            (void) rm_rf_at(AT_FDCWD, dir);
+    }
+    dt_plan_done(&plan);
+    if (k < 0) {
+        safe_close(lockfd);
+        return k;
+    }
+    *ret = entry_add(r, spec->id, sb, lockfd);
+    return 0;
+}
+
+int
+dt_runner_start(struct dt_runner *r, const struct dt_runner_spec *spec, struct dt_error **err)
+{
+    struct entry *e;
+    bool fresh = false;
+    int k;
+
+    if (!id_is_valid(spec->id))
+        return dt_error_set(err, EINVAL, "invalid sandbox id '%s'", spec->id ? spec->id : "");
+    e = find_entry(r, spec->id);
+    if (!e) {
+        _cleanup_free_ char *dir = sandbox_dir(r, spec->id);
+        struct stat st;
+        _cleanup_free_ char *plan = xasprintf("%s/" PLAN_FILE, dir);
+        if (stat(plan, &st) == 0)
+            k = open_existing(r, spec->id, /* create= */ true, &e, err);
+        else {
+            k = create_new(r, spec, &e, err);
+            fresh = true;
+        }
+        if (k < 0)
+            return k;
+    }
+    if (dt_sandbox_is_running(e->sb)) {
+        if (!e->watch) {
+            /* Re-adopted: nothing to create, only watch it. */
+            k = watch(r, e, err);
+            if (k < 0)
+                return k;
+        }
+        return 0;
+    }
+    k = start_agent(r, e, err);
+    if (k < 0 && fresh) {
+        /* Leave nothing behind of a sandbox that never ran: the caller may retry. */
+        (void) dt_runner_destroy(r, spec->id, NULL);
+    }
+    return k;
+}
+
+/* The entry of ID, opening it when this runner has not yet (after a restart). */
+static int
+get_entry(struct dt_runner *r, const char *id, struct entry **ret, struct dt_error **err)
+{
+    if (!id_is_valid(id))
+        return dt_error_set(err, ENOENT, "sandbox '%s' not found", id ? id : "");
+    *ret = find_entry(r, id);
+    if (*ret)
+        return 0;
+    return open_existing(r, id, /* create= */ false, ret, err);
+}
+
+int
+dt_runner_stop(struct dt_runner *r, const char *id, bool force, struct dt_error **err)
+{
+    struct entry *e;
+    int k = get_entry(r, id, &e, err);
+    if (k < 0)
+        return k;
+    unwatch(e);
+    k = dt_sandbox_stop(e->sb, force ? 0 : STOP_GRACE_USEC, err);
+    if (k >= 0) {
+        _cleanup_free_ char *sock = dt_runner_agent_socket(r, id);
+        (void) unlink(sock);
+    }
+    return k;
+}
+
+int
+dt_runner_destroy(struct dt_runner *r, const char *id, struct dt_error **err)
+{
+    struct entry *e;
+    struct dt_error *lerr = NULL;
+    int k;
+
+    if (!id_is_valid(id))
+        return 0;
+    k = get_entry(r, id, &e, &lerr);
+    if (k == -ENOENT)
+        dt_error_free(lerr); /* no plan or no runtime state: only our directory is left */
+    else if (k < 0) {
+        if (err && !*err)
+            *err = lerr;
+        else
+            dt_error_free(lerr);
+        return k;
+    } else {
+        unwatch(e);
+        k = dt_sandbox_destroy(e->sb, err);
+        if (k < 0)
+            return k;
+        entry_free(r, e); /* releases the slot */
+    }
+    _cleanup_free_ char *dir = sandbox_dir(r, id);
+    k = rm_rf_at(AT_FDCWD, dir);
+    if (k < 0)
+        return dt_error_errno(err, k, "remove '%s'", dir);
+    return 0;
+}
+
+bool
+dt_runner_is_running(struct dt_runner *r, const char *id)
+{
+    struct entry *e = id ? find_entry(r, id) : NULL;
+    return e && dt_sandbox_is_running(e->sb);
+}
+
+pid_t
+dt_runner_pid(struct dt_runner *r, const char *id)
+{
+    struct entry *e = id ? find_entry(r, id) : NULL;
+    return e ? dt_sandbox_pid(e->sb) : -ESRCH;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the parts of daytonad serve share: the server object and the event hub. */
+#ifndef DT_SERVER_INT_H
+#define DT_SERVER_INT_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "dt/httpd.h"
+#include "dt/store.h"
+#include "server/server.h"
+
+struct dt_events;
+
+struct dt_server {
+    uv_loop_t *loop;
+    struct dt_server_config cfg;
+    char *data_dir;
+    char *public_url;
+    struct dt_httpd *httpd;
+    struct dt_store *store;
+    struct dt_runner *runner;
+    char *default_org;
+    struct dt_events *events;
+};
+
+/* ---- Socket.IO (events.c) ---- */
+
+struct dt_events *dt_events_new(struct dt_server *s);
+/* Close every client and free. */
+void dt_events_free(struct dt_events *ev);
+/* GET /api/socket.io/?EIO=4&transport=websocket: accept the WebSocket, run Engine.IO (open,
+ * server pings) and Socket.IO (CONNECT with {token: API key}), and subscribe the client to its
+ * organization's events. */
+void dt_events_accept(struct dt_events *ev, struct dt_httpd_req *req);
+/* Send event NAME with PAYLOAD (stolen) to every connected client of organization ORG. */
+void dt_events_emit(struct dt_events *ev, const char *org, const char *name, json_t *payload);
+
+#endif

@@ -1,0 +1,916 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* daytonad serve's core: start-up (data dir, store, first-start admin key, runner), the HTTP
+ * front (routing /api, /toolbox, auth, the error envelope) and the sandbox API (contract §2).
+ * Every handler parses and validates its input into plain data before it touches the store or
+ * the runner; errors are answered once, here, in the SDK's shape (source DAYTONA_API). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dt/fd-util.h"
+#include "dt/fs-util.h"
+#include "dt/httpd.h"
+#include "dt/parse-util.h"
+#include "dt/store.h"
+#include "dt/xalloc.h"
+#include "server/proxy.h"
+#include "server/runner.h"
+#include "server/server-int.h"
+#include "server/server.h"
+#include "dt/banned.h"
+
+#define SOURCE         "DAYTONA_API"
+#define MAX_JSON       (1u << 20)
+#define MAX_CPU        4
+#define MAX_MEMORY_GIB 8
+#define MAX_DISK_GIB   10
+
+
+/* A request after authentication. */
+struct call {
+    struct dt_server *s;
+    struct dt_httpd_req *req;
+    char *org; /* organization of the caller's key */
+};
+
+static void
+api_error(struct dt_httpd_req *req, int status, const char *code, const char *fmt, ...)
+    _printf_(4, 5);
+
+static void
+api_error(struct dt_httpd_req *req, int status, const char *code, const char *fmt, ...)
+{
+    _cleanup_free_ char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    dt_httpd_reply_error(req, status, SOURCE, code, "%s", msg);
+}
+
+/* A store or runner error: status from the errno, message from the error. */
+static void
+api_error_errno(struct dt_httpd_req *req, int r, const struct dt_error *err)
+{
+    const char *msg = err && err->message ? err->message : strerror(r < 0 ? -r : r);
+
+    switch (r < 0 ? -r : r) {
+    case ENOENT:
+        return api_error(req, 404, "NOT_FOUND", "%s", msg);
+    case EEXIST:
+    case ESTALE:
+    case EBUSY:
+        return api_error(req, 409, "CONFLICT", "%s", msg);
+    case EINVAL:
+        return api_error(req, 400, "BAD_REQUEST", "%s", msg);
+    case ENOSPC:
+        return api_error(req, 503, "SERVICE_UNAVAILABLE", "%s", msg);
+    default:
+        return api_error(req, 500, "INTERNAL_SERVER_ERROR", "%s", msg);
+    }
+}
+
+/* ---- rendering ---- */
+
+static void
+iso_ms(char buf[64], int64_t ms)
+{
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900)
+        memset(&tm, 0, sizeof(tm));
+    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+}
+
+static json_t *
+json_or(const char *text, json_t *fallback)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    if (!j)
+        return fallback;
+    json_decref(fallback);
+    return j;
+}
+
+static void
+set_str(json_t *o, const char *k, const char *v)
+{
+    json_object_set_new(o, k, v ? json_string(v) : json_null());
+}
+
+static void
+set_time(json_t *o, const char *k, int64_t ms)
+{
+    char buf[64];
+
+    iso_ms(buf, ms);
+    json_object_set_new(o, k, json_string(buf));
+}
+
+/* The Sandbox record (contract §2.2); LIST_ITEM leaves out what list items must not have. */
+static json_t *
+sandbox_json(struct dt_server *s, const struct dt_store_sandbox *sb, bool list_item)
+{
+    json_t *o = json_object();
+    _cleanup_free_ char *proxy = xasprintf("%s/toolbox", s->public_url);
+
+    set_str(o, "id", sb->id);
+    set_str(o, "organizationId", sb->organization_id);
+    set_str(o, "name", sb->name);
+    set_str(o, "snapshot", sb->snapshot ? sb->snapshot : "default");
+    set_str(o, "user", sb->user ? sb->user : "daytona");
+    json_object_set_new(o, "labels", json_or(sb->labels_json, json_object()));
+    json_object_set_new(o, "public", json_boolean(sb->public_));
+    json_object_set_new(o, "networkBlockAll", json_boolean(sb->network_block_all));
+    if (sb->network_allow_list)
+        set_str(o, "networkAllowList", sb->network_allow_list);
+    set_str(o, "target", sb->target ? sb->target : "local");
+    json_object_set_new(o, "cpu", json_integer(sb->cpu));
+    json_object_set_new(o, "gpu", json_integer(sb->gpu));
+    json_object_set_new(o, "memory", json_integer(sb->memory_gib));
+    json_object_set_new(o, "disk", json_integer(sb->disk_gib));
+    set_str(o, "state", dt_sandbox_state_to_string(sb->state));
+    set_str(o, "desiredState", dt_sandbox_desired_state_to_string(sb->desired_state));
+    if (sb->error_reason)
+        set_str(o, "errorReason", sb->error_reason);
+    set_str(o, "backupState", sb->backup_state ? sb->backup_state : "None");
+    json_object_set_new(o, "autoStopInterval", json_integer(sb->auto_stop_interval));
+    json_object_set_new(o, "autoArchiveInterval", json_integer(sb->auto_archive_interval));
+    json_object_set_new(o, "autoDeleteInterval", json_integer(sb->auto_delete_interval));
+    if (sb->auto_destroy_at_ms)
+        set_time(o, "autoDestroyAt", sb->auto_destroy_at_ms);
+    json_object_set_new(o, "recoverable", json_false());
+    json_object_set_new(o, "spot", json_false());
+    set_str(o, "sandboxClass", "container");
+    set_str(o, "toolboxProxyUrl", proxy);
+    set_time(o, "createdAt", sb->created_at_ms);
+    set_time(o, "updatedAt", sb->updated_at_ms);
+    set_time(o, "lastActivityAt", sb->last_activity_at_ms);
+    if (!list_item) {
+        json_object_set_new(o, "env", json_or(sb->env_json, json_object()));
+        json_object_set_new(o, "volumes", json_or(sb->volumes_json, json_array()));
+        if (sb->build_info_json)
+            json_object_set_new(o, "buildInfo", json_or(sb->build_info_json, json_null()));
+    }
+    return o;
+}
+
+/* ---- body helpers ---- */
+
+typedef void (*json_handler)(struct call *c, json_t *body, const char *const *params);
+
+struct json_wait {
+    struct call *c;
+    json_handler fn;
+    char *params[4];
+    bool empty_ok;
+};
+
+static void
+call_free(struct call *c)
+{
+    free(c->org);
+    free(c);
+}
+
+static void
+on_call_close(struct dt_httpd_req *req, bool completed, void *ud)
+{
+    call_free(ud);
+}
+
+static void
+on_json(struct dt_httpd_req *req, int error, const char *data, size_t len, void *ud)
+{
+    struct json_wait *w = ud;
+    json_error_t jerr;
+    json_t *body = NULL;
+
+    if (error >= 0) {
+        if (len == 0 && w->empty_ok)
+            body = json_object();
+        else
+            body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(body))
+            api_error(req, 400, "BAD_REQUEST", "request body is not a JSON object%s%s",
+                      body ? "" : ": ", body ? "" : jerr.text);
+        else
+            w->fn(w->c, body, (const char *const *) w->params);
+    }
+    json_decref(body);
+    for (size_t i = 0; i < ELEMENTSOF(w->params); i++)
+        free(w->params[i]);
+    free(w);
+}
+
+static void
+with_json(struct call *c, const char *const *params, json_handler fn, bool empty_ok)
+{
+    struct json_wait *w = xcalloc(1, sizeof(*w));
+
+    w->c = c;
+    w->fn = fn;
+    w->empty_ok = empty_ok;
+    for (size_t i = 0; params && params[i] && i < ELEMENTSOF(w->params) - 1; i++)
+        w->params[i] = xstrdup(params[i]);
+    dt_httpd_req_read_body(c->req, MAX_JSON, on_json, w);
+}
+
+/* An optional integer field: -1 after answering 400. */
+static int
+get_int(struct call *c, json_t *body, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+    json_t *v = json_object_get(body, key);
+
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) && !(json_is_real(v) && json_real_value(v) == (int64_t) json_real_value(v))) {
+        api_error(c->req, 400, "BAD_REQUEST", "%s must be an integer", key);
+        return -1;
+    }
+    *out = json_is_integer(v) ? json_integer_value(v) : (int64_t) json_real_value(v);
+    if (*out < min || *out > max) {
+        api_error(c->req, 400, "BAD_REQUEST", "%s must be between %lld and %lld", key,
+                  (long long) min, (long long) max);
+        return -1;
+    }
+    return 1;
+}
+
+/* A JSON object of string values (env, labels), as text; NULL after answering 400. */
+static char *
+get_string_map(struct call *c, json_t *body, const char *key)
+{
+    json_t *v = json_object_get(body, key), *x;
+    const char *k;
+
+    if (!v || json_is_null(v))
+        return xstrdup("{}");
+    if (!json_is_object(v)) {
+        api_error(c->req, 400, "BAD_REQUEST", "%s must be an object of strings", key);
+        return NULL;
+    }
+    if (json_object_size(v) > 1024) {
+        api_error(c->req, 400, "BAD_REQUEST", "%s: at most 1024 entries", key);
+        return NULL;
+    }
+    json_object_foreach(v, k, x) {
+        if (!json_is_string(x) || !*k || strlen(k) > 1024 || json_string_length(x) > 65536) {
+            api_error(c->req, 400, "BAD_REQUEST", "%s: '%s' must map to a string (keys up to "
+                                                  "1 KiB, values up to 64 KiB)", key, k);
+            return NULL;
+        }
+        if (strcmp(key, "env") == 0 && (strchr(k, '=') || strlen(json_string_value(x)) !=
+                                                              json_string_length(x))) {
+            api_error(c->req, 400, "BAD_REQUEST", "env: '%s' is not a valid variable", k);
+            return NULL;
+        }
+    }
+    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+/* ---- runner glue ---- */
+
+static char **
+env_strv(const char *env_json)
+{
+    json_t *o = json_loads(env_json ? env_json : "{}", 0, NULL), *v;
+    char **out = NULL;
+    const char *k;
+
+    json_object_foreach(o, k, v) {
+        _cleanup_free_ char *e = xasprintf("%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+        strv_push(&out, e);
+    }
+    json_decref(o);
+    if (!out)
+        out = xcalloc(1, sizeof(char *));
+    return out;
+}
+
+static int
+run_sandbox(struct dt_server *s, const struct dt_store_sandbox *sb, struct dt_error **err)
+{
+    _cleanup_strv_free_ char **env = env_strv(sb->env_json);
+    struct dt_runner_spec spec = {
+        .id = sb->id,
+        .snapshot = sb->snapshot,
+        .cpu = (uint32_t) sb->cpu,
+        .memory_gib = (uint32_t) sb->memory_gib,
+        .disk_gib = (uint32_t) sb->disk_gib,
+        .user = sb->user,
+        .env = env,
+        .network_block_all = sb->network_block_all,
+    };
+    return dt_runner_start(s->runner, &spec, err);
+}
+
+/* Move SB to TO and save; on a conflict re-read once (someone else wrote). */
+static json_t *sandbox_json(struct dt_server *s, const struct dt_store_sandbox *sb, bool list_item);
+
+static int
+save_state(struct dt_server *s, struct dt_store_sandbox *sb, enum dt_sandbox_state to,
+           const char *reason, struct dt_error **err)
+{
+    enum dt_sandbox_state old = sb->state;
+    int r;
+
+    sb->state = to;
+    free(sb->error_reason);
+    sb->error_reason = reason ? xstrdup(reason) : NULL;
+    r = dt_store_sandbox_update(s->store, sb, err);
+    if (r == 0 && old != to)
+        dt_events_emit(s->events, sb->organization_id, "sandbox.state.updated",
+                       json_pack("{s:o,s:s,s:s}", "sandbox", sandbox_json(s, sb, false), "oldState",
+                                 dt_sandbox_state_to_string(old), "newState",
+                                 dt_sandbox_state_to_string(to)));
+    return r;
+}
+
+/* ---- sandbox API ---- */
+
+static void
+reply_sandbox(struct call *c, int status, const struct dt_store_sandbox *sb)
+{
+    dt_httpd_reply_json(c->req, status, sandbox_json(c->s, sb, false));
+}
+
+/* Find the sandbox PARAMS[0] (id or name) of the caller's organization; NULL after a 404. */
+static struct dt_store_sandbox *
+find_sandbox(struct call *c, const char *id_or_name)
+{
+    _cleanup_error_ struct dt_error *err = NULL;
+    struct dt_store_sandbox *sb = NULL;
+    int r = dt_store_sandbox_find(c->s->store, c->org, id_or_name, &sb, &err);
+
+    if (r == -ENOENT) {
+        api_error(c->req, 404, "NOT_FOUND", "sandbox '%s' not found", id_or_name);
+        return NULL;
+    }
+    if (r < 0) {
+        api_error_errno(c->req, r, err);
+        return NULL;
+    }
+    return sb;
+}
+
+static void
+create_sandbox(struct call *c, json_t *body, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = dt_store_sandbox_new(c->org);
+    _cleanup_error_ struct dt_error *err = NULL;
+    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *snapshot = json_string_value(json_object_get(body, "snapshot"));
+    const char *user = json_string_value(json_object_get(body, "user"));
+    int64_t v;
+    int r;
+
+    if (json_object_get(body, "buildInfo"))
+        return api_error(c->req, 400, "BAD_REQUEST",
+                         "creating a sandbox from an image or a Dockerfile needs snapshots, which "
+                         "this server does not have yet: use the default snapshot");
+    if (snapshot && *snapshot && strcmp(snapshot, "default") != 0)
+        return api_error(c->req, 404, "NOT_FOUND", "snapshot '%s' not found (only the default "
+                                                   "snapshot exists on this server)", snapshot);
+    if (name && *name) {
+        if (strlen(name) > 255 || strchr(name, '/'))
+            return api_error(c->req, 400, "BAD_REQUEST", "invalid sandbox name '%s'", name);
+        sb->name = xstrdup(name);
+    }
+    if (user && *user)
+        sb->user = xstrdup(user);
+    free(sb->env_json);
+    if (!(sb->env_json = get_string_map(c, body, "env")))
+        return;
+    free(sb->labels_json);
+    if (!(sb->labels_json = get_string_map(c, body, "labels")))
+        return;
+    if ((r = get_int(c, body, "cpu", 1, MAX_CPU, &v)) < 0)
+        return;
+    if (r)
+        sb->cpu = v;
+    if ((r = get_int(c, body, "memory", 1, MAX_MEMORY_GIB, &v)) < 0)
+        return;
+    if (r)
+        sb->memory_gib = v;
+    if ((r = get_int(c, body, "disk", 1, MAX_DISK_GIB, &v)) < 0)
+        return;
+    if (r)
+        sb->disk_gib = v;
+    if ((r = get_int(c, body, "gpu", 0, 0, &v)) < 0)
+        return;
+    if ((r = get_int(c, body, "autoStopInterval", 0, 1 << 30, &v)) < 0)
+        return;
+    if (r)
+        sb->auto_stop_interval = v;
+    if ((r = get_int(c, body, "autoArchiveInterval", 0, 1 << 30, &v)) < 0)
+        return;
+    if (r)
+        sb->auto_archive_interval = v;
+    if ((r = get_int(c, body, "autoDeleteInterval", -1, 1 << 30, &v)) < 0)
+        return;
+    if (r)
+        sb->auto_delete_interval = v;
+    sb->public_ = json_is_true(json_object_get(body, "public"));
+    sb->network_block_all = json_is_true(json_object_get(body, "networkBlockAll"));
+    sb->ephemeral = sb->auto_delete_interval == 0;
+    sb->state = DT_SANDBOX_CREATING;
+    sb->desired_state = DT_DESIRED_STARTED;
+    r = dt_store_sandbox_insert(c->s->store, sb, &err);
+    if (r == -EEXIST)
+        return api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
+                         sb->name ? sb->name : "");
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    dt_events_emit(c->s->events, c->org, "sandbox.created", sandbox_json(c->s, sb, false));
+
+    /* Starting takes milliseconds: do it now and answer with the started sandbox, so the SDK
+     * needs no polling at all. */
+    r = run_sandbox(c->s, sb, &err);
+    if (r < 0) {
+        _cleanup_error_ struct dt_error *serr = NULL;
+        (void) save_state(c->s, sb, DT_SANDBOX_ERROR, err ? err->message : "start failed", &serr);
+        return reply_sandbox(c, 200, sb);
+    }
+    dt_error_freep(&err);
+    r = save_state(c->s, sb, DT_SANDBOX_STARTED, NULL, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+static void
+get_sandbox(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+
+    if (sb)
+        reply_sandbox(c, 200, sb);
+}
+
+static void
+list_sandboxes(struct call *c)
+{
+    _cleanup_error_ struct dt_error *err = NULL;
+    struct dt_store_sandbox_filter f = { .organization_id = c->org };
+    struct dt_store_sandbox_page page = { 0 };
+    enum dt_sandbox_state states[32];
+    const char *v;
+    size_t idx = 0;
+    uint64_t limit = 0;
+    json_t *items, *out;
+    int r;
+
+    if ((v = dt_httpd_req_query(c->req, "limit")) && *v &&
+        (parse_u64(v, &limit) < 0 || limit < 1 || limit > 1000))
+        return api_error(c->req, 400, "BAD_REQUEST", "limit must be between 1 and 1000");
+    f.limit = limit;
+    f.cursor = dt_httpd_req_query(c->req, "cursor");
+    if (f.cursor && !*f.cursor)
+        f.cursor = NULL;
+    if ((v = dt_httpd_req_query(c->req, "page")) && *v && parse_u64(v, &f.page) < 0)
+        return api_error(c->req, 400, "BAD_REQUEST", "page must be a positive integer");
+    f.labels_json = dt_httpd_req_query(c->req, "labels");
+    f.id_prefix = dt_httpd_req_query(c->req, "id");
+    f.name_prefix = dt_httpd_req_query(c->req, "name");
+    while ((v = dt_httpd_req_query_next(c->req, "states", &idx))) {
+        int st = dt_sandbox_state_from_string(v);
+        if (st < 0)
+            return api_error(c->req, 400, "BAD_REQUEST", "unknown state '%s'", v);
+        if (f.n_states < ELEMENTSOF(states))
+            states[f.n_states++] = (enum dt_sandbox_state) st;
+    }
+    f.states = states;
+    r = dt_store_sandbox_list(c->s->store, &f, &page, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    items = json_array();
+    for (size_t i = 0; i < page.items.n; i++)
+        json_array_append_new(items, sandbox_json(c->s, page.items.items[i], true));
+    out = json_pack("{s:o,s:o,s:I}", "items", items, "nextCursor",
+                    page.next_cursor ? json_string(page.next_cursor) : json_null(), "total",
+                    (json_int_t) page.total);
+    dt_store_sandbox_page_free(&page);
+    dt_httpd_reply_json(c->req, 200, out);
+}
+
+static void
+start_sandbox(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int r;
+
+    if (!sb)
+        return;
+    if (sb->state == DT_SANDBOX_STARTED && dt_runner_is_running(c->s->runner, sb->id))
+        return reply_sandbox(c, 200, sb);
+    if (sb->state != DT_SANDBOX_STOPPED && sb->state != DT_SANDBOX_ERROR &&
+        sb->state != DT_SANDBOX_STARTED)
+        return api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s and cannot be started",
+                         sb->id, dt_sandbox_state_to_string(sb->state));
+    sb->desired_state = DT_DESIRED_STARTED;
+    r = run_sandbox(c->s, sb, &err);
+    if (r < 0) {
+        _cleanup_error_ struct dt_error *serr = NULL;
+        (void) save_state(c->s, sb, DT_SANDBOX_ERROR, err->message, &serr);
+        return api_error_errno(c->req, r, err);
+    }
+    dt_error_freep(&err);
+    r = save_state(c->s, sb, DT_SANDBOX_STARTED, NULL, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+static int
+destroy_sandbox(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_error **err)
+{
+    int r = dt_runner_destroy(s->runner, sb->id, err);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    return dt_store_sandbox_delete(s->store, sb->id, err);
+}
+
+static void
+stop_sandbox(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    const char *force = dt_httpd_req_query(c->req, "force");
+    int r;
+
+    if (!sb)
+        return;
+    sb->desired_state = DT_DESIRED_STOPPED;
+    r = dt_runner_stop(c->s->runner, sb->id, force && strcmp(force, "true") == 0, &err);
+    if (r < 0 && r != -ENOENT)
+        return api_error_errno(c->req, r, err);
+    dt_error_freep(&err);
+    if (sb->auto_delete_interval == 0) {
+        /* Ephemeral: gone as soon as stopped (the SDK's stop wait accepts a 404). */
+        r = destroy_sandbox(c->s, sb, &err);
+        if (r < 0)
+            return api_error_errno(c->req, r, err);
+        sb->state = DT_SANDBOX_DESTROYED;
+        return reply_sandbox(c, 200, sb);
+    }
+    r = save_state(c->s, sb, DT_SANDBOX_STOPPED, NULL, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+static void
+delete_sandbox(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int r;
+
+    if (!sb)
+        return;
+    r = destroy_sandbox(c->s, sb, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    sb->state = DT_SANDBOX_DESTROYED;
+    sb->desired_state = DT_DESIRED_DESTROYED;
+    reply_sandbox(c, 200, sb);
+}
+
+static void
+labels_body(struct call *c, json_t *body, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    _cleanup_free_ char *labels = NULL;
+    json_t *old, *neu;
+    int r;
+
+    if (!sb)
+        return;
+    if (!(labels = get_string_map(c, body, "labels")))
+        return;
+    /* setLabels replaces the labels, but the SDK never sends code-toolbox-language back: keep
+     * it, or a later daytona.get() could not codeRun() (contract §5.1, deliberate). */
+    old = json_loads(sb->labels_json ? sb->labels_json : "{}", 0, NULL);
+    neu = json_loads(labels, 0, NULL);
+    if (json_object_get(old, "code-toolbox-language") && !json_object_get(neu, "code-toolbox-language"))
+        json_object_set(neu, "code-toolbox-language", json_object_get(old, "code-toolbox-language"));
+    free(sb->labels_json);
+    sb->labels_json = json_dumps(neu, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(old);
+    r = dt_store_sandbox_update(c->s->store, sb, &err);
+    if (r < 0) {
+        json_decref(neu);
+        return api_error_errno(c->req, r, err);
+    }
+    dt_httpd_reply_json(c->req, 200, json_pack("{s:o}", "labels", neu));
+}
+
+/* POST /sandbox/{id}/autostop|autoarchive|autodelete/{n} */
+static void
+set_interval(struct call *c, const char *const *params, const char *which)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int64_t v;
+    int r;
+
+    if (!sb)
+        return;
+    if (parse_i64(params[1], &v) < 0 || v < (strcmp(which, "autodelete") == 0 ? -1 : 0) ||
+        v > (1 << 30))
+        return api_error(c->req, 400, "BAD_REQUEST", "invalid %s interval '%s'", which, params[1]);
+    if (strcmp(which, "autostop") == 0)
+        sb->auto_stop_interval = v;
+    else if (strcmp(which, "autoarchive") == 0)
+        sb->auto_archive_interval = v;
+    else
+        sb->auto_delete_interval = v;
+    r = dt_store_sandbox_update(c->s->store, sb, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+static void
+last_activity(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int r;
+
+    if (!sb)
+        return;
+    r = dt_store_sandbox_touch(c->s->store, sb->id, dt_store_now_ms(), &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    dt_httpd_reply(c->req, 200, NULL, "", 0);
+}
+
+static void
+toolbox_url(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_free_ char *url = NULL;
+
+    if (!sb)
+        return;
+    url = xasprintf("%s/toolbox", c->s->public_url);
+    dt_httpd_reply_json(c->req, 200, json_pack("{s:s}", "url", url));
+}
+
+static void
+unsupported(struct call *c, const char *what)
+{
+    api_error(c->req, 501, "NOT_IMPLEMENTED", "%s is not supported by this server yet", what);
+}
+
+/* ---- routing ---- */
+
+static void
+route_api(struct call *c, const char *const *seg, size_t n)
+{
+    const char *m = dt_httpd_req_method(c->req);
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0, post = strcmp(m, "POST") == 0;
+
+    /* seg[0] is "api". */
+    if (n == 2 && strcmp(seg[1], "sandbox") == 0) {
+        if (post)
+            return with_json(c, NULL, create_sandbox, true);
+        if (get)
+            return list_sandboxes(c);
+    } else if (n == 3 && strcmp(seg[1], "sandbox") == 0 && strcmp(seg[2], "paginated") == 0 && get) {
+        return list_sandboxes(c);
+    } else if (n == 3 && strcmp(seg[1], "sandbox") == 0) {
+        const char *p[] = { seg[2], NULL };
+        if (get)
+            return get_sandbox(c, p);
+        if (strcmp(m, "DELETE") == 0)
+            return delete_sandbox(c, p);
+    } else if (n == 4 && strcmp(seg[1], "sandbox") == 0) {
+        const char *p[] = { seg[2], NULL };
+        const char *a = seg[3];
+        if (post && strcmp(a, "start") == 0)
+            return start_sandbox(c, p);
+        if (post && strcmp(a, "stop") == 0)
+            return stop_sandbox(c, p);
+        if (strcmp(m, "PUT") == 0 && strcmp(a, "labels") == 0)
+            return with_json(c, p, labels_body, false);
+        if (post && strcmp(a, "last-activity") == 0)
+            return last_activity(c, p);
+        if (get && strcmp(a, "toolbox-proxy-url") == 0)
+            return toolbox_url(c, p);
+        if (post && (strcmp(a, "archive") == 0 || strcmp(a, "pause") == 0 ||
+                     strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
+                     strcmp(a, "snapshot") == 0 || strcmp(a, "recover") == 0))
+            return unsupported(c, a);
+    } else if (n == 5 && strcmp(seg[1], "sandbox") == 0 && post &&
+               (strcmp(seg[3], "autostop") == 0 || strcmp(seg[3], "autoarchive") == 0 ||
+                strcmp(seg[3], "autodelete") == 0)) {
+        const char *p[] = { seg[2], seg[4], NULL };
+        return set_interval(c, p, seg[3]);
+    } else if (n == 2 && strcmp(seg[1], "config") == 0 && get) {
+        return dt_httpd_reply_json(c->req, 200, json_pack("{s:s}", "version", "0.1.0"));
+    }
+    api_error(c->req, 404, "NOT_FOUND", "no such endpoint: %s %s", m, dt_httpd_req_head(c->req)->path);
+}
+
+/* /toolbox/{id}/rest...: check, then stream to the sandbox's agent. */
+static void
+route_toolbox(struct call *c, const char *const *seg, size_t n)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = NULL;
+    _cleanup_free_ char *sock = NULL;
+    const char *target = dt_httpd_req_head(c->req)->target, *rest;
+
+    if (n < 3)
+        return api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
+    if (!(sb = find_sandbox(c, seg[1])))
+        return;
+    if (sb->state != DT_SANDBOX_STARTED || !dt_runner_is_running(c->s->runner, sb->id))
+        return api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s: start it first", sb->id,
+                         dt_sandbox_state_to_string(sb->state));
+    /* The raw target after "/toolbox/<id>": its path and query go to the agent verbatim. */
+    rest = strchr(target + 1, '/');
+    rest = rest ? strchr(rest + 1, '/') : NULL;
+    if (!rest)
+        return api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
+    (void) dt_store_sandbox_touch(c->s->store, sb->id, dt_store_now_ms(), NULL);
+    sock = dt_runner_agent_socket(c->s->runner, sb->id);
+    dt_proxy_forward(c->s->loop, c->req, sock, rest, NULL, NULL);
+}
+
+static bool
+authenticate(struct call *c)
+{
+    _cleanup_error_ struct dt_error *err = NULL;
+    struct dt_store_api_key *key = NULL;
+    const char *h = dt_httpd_req_header(c->req, "authorization");
+    int r;
+
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+        api_error(c->req, 401, "UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)");
+        return false;
+    }
+    r = dt_store_api_key_lookup(c->s->store, h + 7, &key, &err);
+    if (r < 0) {
+        if (r == -ENOENT)
+            api_error(c->req, 401, "UNAUTHORIZED", "invalid API key");
+        else
+            api_error_errno(c->req, r, err);
+        return false;
+    }
+    c->org = xstrdup(key->organization_id);
+    dt_store_api_key_free(key);
+    return true;
+}
+
+static void
+handle(struct dt_httpd_req *req, void *userdata)
+{
+    struct dt_server *s = userdata;
+    struct call *c = xcalloc(1, sizeof(*c));
+    size_t n;
+    const char *const *seg = dt_httpd_req_segments(req, &n);
+
+    c->s = s;
+    c->req = req;
+    dt_httpd_req_set_close_cb(req, on_call_close, c);
+    if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "health") == 0)
+        return dt_httpd_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+    if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "socket.io") == 0)
+        return dt_events_accept(s->events, req); /* authenticates in its CONNECT packet */
+    if (n >= 1 && strcmp(seg[0], "toolbox") == 0) {
+        if (!authenticate(c))
+            return;
+        /* The proxy sets its own close callback: the call is done with. */
+        dt_httpd_req_set_close_cb(req, NULL, NULL);
+        route_toolbox(c, seg, n);
+        call_free(c);
+        return;
+    }
+    if (n >= 1 && strcmp(seg[0], "api") == 0) {
+        if (!authenticate(c))
+            return;
+        return route_api(c, seg, n);
+    }
+    api_error(req, 404, "NOT_FOUND", "no such endpoint: %s", dt_httpd_req_head(req)->path);
+}
+
+/* ---- start-up ---- */
+
+static int
+first_start(struct dt_server *s, struct dt_error **err)
+{
+    struct dt_store_org_array orgs = { 0 };
+    struct dt_store_org *org = NULL;
+    _cleanup_free_ char *plain = NULL, *path = NULL;
+    const char *key = s->cfg.admin_key ? s->cfg.admin_key : secure_getenv("DAYTONA_ADMIN_API_KEY");
+    int r;
+
+    r = dt_store_org_list(s->store, &orgs, err);
+    if (r < 0)
+        return r;
+    if (orgs.n > 0) {
+        s->default_org = xstrdup(orgs.items[0]->id);
+        dt_store_org_array_free(&orgs);
+        return 0;
+    }
+    dt_store_org_array_free(&orgs);
+    r = dt_store_org_create(s->store, "default", &org, err);
+    if (r < 0)
+        return r;
+    s->default_org = xstrdup(org->id);
+    dt_store_org_free(org);
+    r = dt_store_api_key_create(s->store, s->default_org, "admin", key && *key ? key : NULL,
+                                &plain, NULL, err);
+    if (r < 0)
+        return r;
+    if (!(key && *key)) {
+        path = xasprintf("%s/admin-api-key", s->data_dir);
+        r = write_file_at(AT_FDCWD, path, plain, strlen(plain), 0600);
+        if (r < 0)
+            return dt_error_errno(err, r, "write %s", path);
+        printf("daytonad: created the admin API key (saved in %s):\n  %s\n", path, plain);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+int
+dt_server_new(uv_loop_t *loop, const struct dt_server_config *cfg, struct dt_server **ret,
+              struct dt_error **err)
+{
+    struct dt_httpd_config hc = { .handler = handle };
+    struct dt_runner_config rc = { 0 };
+    struct dt_server *s = xcalloc(1, sizeof(*s));
+    int r;
+
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->data_dir = xstrdup(cfg->data_dir ? cfg->data_dir : "/var/lib/daytona");
+    r = mkdir_p(s->data_dir, 0700);
+    if (r < 0) {
+        r = dt_error_errno(err, r, "create data directory %s", s->data_dir);
+        goto fail;
+    }
+    r = dt_store_open(s->data_dir, &s->store, err);
+    if (r < 0)
+        goto fail;
+    r = first_start(s, err);
+    if (r < 0)
+        goto fail;
+    rc.data_dir = s->data_dir;
+    rc.loop = loop;
+    r = dt_runner_new(&rc, &s->runner, err);
+    if (r < 0)
+        goto fail;
+    hc.userdata = s;
+    s->events = dt_events_new(s);
+    r = dt_httpd_new(loop, &hc, &s->httpd, err);
+    if (r < 0)
+        goto fail;
+    r = dt_httpd_listen_tcp(s->httpd, cfg->listen_addr ? cfg->listen_addr : "127.0.0.1", cfg->port,
+                            err);
+    if (r < 0)
+        goto fail;
+    s->public_url = cfg->public_url ? xstrdup(cfg->public_url)
+                                    : xasprintf("http://%s:%u",
+                                                cfg->listen_addr ? cfg->listen_addr : "127.0.0.1",
+                                                dt_httpd_port(s->httpd));
+    *ret = s;
+    return 0;
+fail:
+    dt_server_free(s);
+    return r;
+}
+
+uint16_t
+dt_server_port(const struct dt_server *s)
+{
+    return dt_httpd_port(s->httpd);
+}
+
+void
+dt_server_free(struct dt_server *s)
+{
+    if (!s)
+        return;
+    dt_httpd_free(s->httpd); /* first: closing its WebSockets unsubscribes event clients */
+    dt_events_free(s->events);
+    dt_runner_free(s->runner);
+    dt_store_close(s->store);
+    free(s->data_dir);
+    free(s->public_url);
+    free(s->default_org);
+    free(s);
+}

@@ -22,6 +22,9 @@ struct dt_server {
     struct dt_runner *runner;
     char *default_org;
     struct dt_events *events;
+    uv_timer_t *engine_timer; /* the lifecycle engine's tick (own allocation: it is closed
+                               * after the server is freed) */
+    struct touch *touches;    /* last activity written per sandbox (throttles store writes) */
 };
 
 /* ---- Socket.IO (events.c) ---- */

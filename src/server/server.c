@@ -334,6 +334,157 @@ save_state(struct dt_server *s, struct dt_store_sandbox *sb, enum dt_sandbox_sta
     return r;
 }
 
+/* ---- lifecycle engine ---- */
+
+#define ENGINE_TICK_MS   10000
+#define TOUCH_EVERY_MS   5000 /* activity is written at most this often per sandbox */
+
+struct touch {
+    struct touch *next;
+    char *id;
+    int64_t ms;
+};
+
+/* Record activity on sandbox ID for auto-stop, throttled: a proxied request must not pay for a
+ * store write each time. */
+static void
+record_activity(struct dt_server *s, const char *id)
+{
+    int64_t now = dt_store_now_ms();
+    struct touch *t;
+
+    for (t = s->touches; t; t = t->next)
+        if (strcmp(t->id, id) == 0)
+            break;
+    if (!t) {
+        t = xcalloc(1, sizeof(*t));
+        t->id = xstrdup(id);
+        t->next = s->touches;
+        s->touches = t;
+    }
+    if (now - t->ms < TOUCH_EVERY_MS)
+        return;
+    t->ms = now;
+    (void) dt_store_sandbox_touch(s->store, id, now, NULL);
+}
+
+static void
+forget_activity(struct dt_server *s, const char *id)
+{
+    for (struct touch **pp = &s->touches; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->id, id) == 0) {
+            struct touch *t = *pp;
+            *pp = t->next;
+            free(t->id);
+            free(t);
+            return;
+        }
+}
+
+static int destroy_sandbox(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_error **err);
+
+/* Stop SB for the engine (auto-stop) and apply auto-delete 0. */
+static void
+engine_stop(struct dt_server *s, struct dt_store_sandbox *sb, const char *why)
+{
+    _cleanup_error_ struct dt_error *err = NULL;
+
+    sb->desired_state = DT_DESIRED_STOPPED;
+    if (dt_runner_stop(s->runner, sb->id, false, &err) < 0 && err) {
+        fprintf(stderr, "daytonad: %s of sandbox %s: %s\n", why, sb->id, err->message);
+        dt_error_freep(&err);
+    }
+    if (sb->auto_delete_interval == 0) {
+        (void) destroy_sandbox(s, sb, NULL);
+        return;
+    }
+    (void) save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
+}
+
+static void
+engine_tick(uv_timer_t *t)
+{
+    struct dt_server *s = t->data;
+    struct dt_store_sandbox_array due = { 0 }, all = { 0 };
+    int64_t now = dt_store_now_ms();
+
+    /* Auto-stop: started and idle for auto_stop_interval minutes. */
+    if (dt_store_sandbox_list_due_autostop(s->store, now, &due, NULL) == 0)
+        for (size_t i = 0; i < due.n; i++)
+            engine_stop(s, due.items[i], "auto-stop");
+    dt_store_sandbox_array_free(&due);
+    /* Auto-delete of stopped sandboxes, and TTLs. */
+    if (dt_store_sandbox_list_all(s->store, NULL, &all, NULL) == 0)
+        for (size_t i = 0; i < all.n; i++) {
+            struct dt_store_sandbox *sb = all.items[i];
+            bool ttl = sb->auto_destroy_at_ms > 0 && now >= sb->auto_destroy_at_ms;
+            bool idle_stopped = sb->state == DT_SANDBOX_STOPPED && sb->auto_delete_interval >= 0 &&
+                                now - sb->updated_at_ms >= sb->auto_delete_interval * 60000;
+            if (ttl || idle_stopped)
+                (void) destroy_sandbox(s, sb, NULL);
+        }
+    dt_store_sandbox_array_free(&all);
+}
+
+/* An init exited on its own (the agent crashed, or the OOM killer): the sandbox is stopped. */
+static void
+on_sandbox_exit(const char *id, const struct dt_exit *e, void *userdata)
+{
+    struct dt_server *s = userdata;
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = NULL;
+    _cleanup_free_ char *why = NULL;
+
+    if (dt_store_sandbox_find(s->store, NULL, id, &sb, NULL) < 0)
+        return;
+    if (sb->state != DT_SANDBOX_STARTED)
+        return;
+    why = e->oom_killed ? xstrdup("the sandbox's agent was killed by the OOM killer")
+          : e->signal   ? xasprintf("the sandbox's agent was killed by signal %d", e->signal)
+                        : xasprintf("the sandbox's agent exited with status %d", e->code);
+    (void) save_state(s, sb, DT_SANDBOX_ERROR, why, NULL);
+}
+
+/* After a restart (or kill -9): bring every sandbox back to what the store says it should be.
+ * Started ones are re-adopted (their inits kept running) or started again; transitions cut
+ * short are finished: creating/starting/restoring → started, stopping → stopped, destroying →
+ * gone. */
+static void
+reconcile(struct dt_server *s)
+{
+    struct dt_store_sandbox_array all = { 0 };
+
+    if (dt_store_sandbox_list_all(s->store, NULL, &all, NULL) < 0)
+        return;
+    for (size_t i = 0; i < all.n; i++) {
+        struct dt_store_sandbox *sb = all.items[i];
+        _cleanup_error_ struct dt_error *err = NULL;
+
+        switch (sb->state) {
+        case DT_SANDBOX_STARTED:
+        case DT_SANDBOX_CREATING:
+        case DT_SANDBOX_STARTING:
+        case DT_SANDBOX_RESTORING:
+            if (run_sandbox(s, sb, &err) < 0)
+                (void) save_state(s, sb, DT_SANDBOX_ERROR,
+                                  err ? err->message : "could not be started again", NULL);
+            else
+                (void) save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+            break;
+        case DT_SANDBOX_STOPPING:
+            (void) dt_runner_stop(s->runner, sb->id, true, NULL);
+            (void) save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
+            break;
+        case DT_SANDBOX_DESTROYING:
+        case DT_SANDBOX_DESTROYED:
+            (void) destroy_sandbox(s, sb, NULL);
+            break;
+        default:
+            break;
+        }
+    }
+    dt_store_sandbox_array_free(&all);
+}
+
 /* ---- sandbox API ---- */
 
 static void
@@ -536,7 +687,17 @@ destroy_sandbox(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_erro
     int r = dt_runner_destroy(s->runner, sb->id, err);
     if (r < 0 && r != -ENOENT)
         return r;
-    return dt_store_sandbox_delete(s->store, sb->id, err);
+    forget_activity(s, sb->id);
+    r = dt_store_sandbox_delete(s->store, sb->id, err);
+    if (r == 0) {
+        enum dt_sandbox_state old = sb->state;
+        sb->state = DT_SANDBOX_DESTROYED;
+        dt_events_emit(s->events, sb->organization_id, "sandbox.state.updated",
+                       json_pack("{s:o,s:s,s:s}", "sandbox", sandbox_json(s, sb, false),
+                                 "oldState", dt_sandbox_state_to_string(old), "newState",
+                                 "destroyed"));
+    }
+    return r;
 }
 
 static void
@@ -744,7 +905,7 @@ route_toolbox(struct call *c, const char *const *seg, size_t n)
     rest = rest ? strchr(rest + 1, '/') : NULL;
     if (!rest)
         return api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
-    (void) dt_store_sandbox_touch(c->s->store, sb->id, dt_store_now_ms(), NULL);
+    record_activity(c->s, sb->id);
     sock = dt_runner_agent_socket(c->s->runner, sb->id);
     dt_proxy_forward(c->s->loop, c->req, sock, rest, NULL, NULL);
 }
@@ -871,11 +1032,18 @@ dt_server_new(uv_loop_t *loop, const struct dt_server_config *cfg, struct dt_ser
         goto fail;
     rc.data_dir = s->data_dir;
     rc.loop = loop;
+    rc.on_exit = on_sandbox_exit;
+    rc.userdata = s;
     r = dt_runner_new(&rc, &s->runner, err);
     if (r < 0)
         goto fail;
-    hc.userdata = s;
     s->events = dt_events_new(s);
+    reconcile(s);
+    s->engine_timer = xcalloc(1, sizeof(*s->engine_timer));
+    uv_timer_init(loop, s->engine_timer);
+    s->engine_timer->data = s;
+    uv_timer_start(s->engine_timer, engine_tick, ENGINE_TICK_MS, ENGINE_TICK_MS);
+    hc.userdata = s;
     r = dt_httpd_new(loop, &hc, &s->httpd, err);
     if (r < 0)
         goto fail;
@@ -894,6 +1062,12 @@ fail:
     return r;
 }
 
+static void
+free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 uint16_t
 dt_server_port(const struct dt_server *s)
 {
@@ -907,6 +1081,14 @@ dt_server_free(struct dt_server *s)
         return;
     dt_httpd_free(s->httpd); /* first: closing its WebSockets unsubscribes event clients */
     dt_events_free(s->events);
+    if (s->engine_timer)
+        uv_close((uv_handle_t *) s->engine_timer, free_handle);
+    while (s->touches) {
+        struct touch *t = s->touches;
+        s->touches = t->next;
+        free(t->id);
+        free(t);
+    }
     dt_runner_free(s->runner);
     dt_store_close(s->store);
     free(s->data_dir);

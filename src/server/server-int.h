@@ -27,6 +27,18 @@ struct dt_server {
     struct touch *touches;    /* last activity written per sandbox (throttles store writes) */
 };
 
+/* ---- signed file URLs (signing.c) ---- */
+
+/* The signing key of sandbox ID (64 hex digits, malloc'ed), created on first use; ROTATE makes a
+ * new one (URLs signed with the old one stop working). */
+int dt_signing_key(struct dt_server *s, const char *id, bool rotate, char **ret,
+                   struct dt_error **err);
+void dt_signing_forget(struct dt_server *s, const char *id);
+/* Whether SIGNATURE signs METHOD ("GET" download, "POST" upload), PATH (exactly as sent) and
+ * EXPIRES (Unix seconds, "0" = never) with KEY, and has not expired at NOW_S. */
+bool dt_signing_verify(const char *key, const char *method, const char *path, const char *expires,
+                       const char *signature, int64_t now_s);
+
 /* ---- Socket.IO (events.c) ---- */
 
 struct dt_events *dt_events_new(struct dt_server *s);

@@ -688,6 +688,7 @@ destroy_sandbox(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_erro
     if (r < 0 && r != -ENOENT)
         return r;
     forget_activity(s, sb->id);
+    dt_signing_forget(s, sb->id);
     r = dt_store_sandbox_delete(s->store, sb->id, err);
     if (r == 0) {
         enum dt_sandbox_state old = sb->state;
@@ -829,6 +830,23 @@ toolbox_url(struct call *c, const char *const *params)
     dt_httpd_reply_json(c->req, 200, json_pack("{s:s}", "url", url));
 }
 
+/* GET /sandbox/{id}/signing-key and POST .../signing-key/rotate: the key as a JSON string. */
+static void
+signing_key(struct call *c, const char *const *params, bool rotate)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    _cleanup_free_ char *key = NULL;
+    int r;
+
+    if (!sb)
+        return;
+    r = dt_signing_key(c->s, sb->id, rotate, &key, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    dt_httpd_reply_json(c->req, 200, json_string(key));
+}
+
 static void
 unsupported(struct call *c, const char *what)
 {
@@ -870,6 +888,8 @@ route_api(struct call *c, const char *const *seg, size_t n)
             return last_activity(c, p);
         if (get && strcmp(a, "toolbox-proxy-url") == 0)
             return toolbox_url(c, p);
+        if (get && strcmp(a, "signing-key") == 0)
+            return signing_key(c, p, false);
         if (post && (strcmp(a, "archive") == 0 || strcmp(a, "pause") == 0 ||
                      strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
                      strcmp(a, "snapshot") == 0 || strcmp(a, "recover") == 0))
@@ -879,6 +899,10 @@ route_api(struct call *c, const char *const *seg, size_t n)
                 strcmp(seg[3], "autodelete") == 0)) {
         const char *p[] = { seg[2], seg[4], NULL };
         return set_interval(c, p, seg[3]);
+    } else if (n == 5 && strcmp(seg[1], "sandbox") == 0 && post &&
+               strcmp(seg[3], "signing-key") == 0 && strcmp(seg[4], "rotate") == 0) {
+        const char *p[] = { seg[2], NULL };
+        return signing_key(c, p, true);
     } else if (n == 2 && strcmp(seg[1], "config") == 0 && get) {
         return dt_httpd_reply_json(c->req, 200, json_pack("{s:s}", "version", "0.1.0"));
     }
@@ -908,6 +932,33 @@ route_toolbox(struct call *c, const char *const *seg, size_t n)
     record_activity(c->s, sb->id);
     sock = dt_runner_agent_socket(c->s->runner, sb->id);
     dt_proxy_forward(c->s->loop, c->req, sock, rest, NULL, NULL);
+}
+
+/* A signed download/upload URL (no API key): /toolbox/{id}/files/download or /files/upload-v2
+ * with path, expires and signature. On success the call is authorised for that sandbox's
+ * organization. */
+static bool
+signed_file_url(struct call *c, const char *const *seg, size_t n)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = NULL;
+    _cleanup_free_ char *key = NULL;
+    const char *sig = dt_httpd_req_query(c->req, "signature");
+    const char *method = dt_httpd_req_method(c->req);
+    bool download;
+
+    if (!sig || dt_httpd_req_header(c->req, "authorization") || n != 4 || strcmp(seg[2], "files") != 0)
+        return false;
+    download = strcmp(seg[3], "download") == 0 && strcmp(method, "GET") == 0;
+    if (!download && !(strcmp(seg[3], "upload-v2") == 0 && strcmp(method, "POST") == 0))
+        return false;
+    if (dt_store_sandbox_find(c->s->store, NULL, seg[1], &sb, NULL) < 0 ||
+        dt_signing_key(c->s, sb->id, false, &key, NULL) < 0)
+        return false;
+    if (!dt_signing_verify(key, download ? "GET" : "POST", dt_httpd_req_query(c->req, "path"),
+                           dt_httpd_req_query(c->req, "expires"), sig, dt_store_now_ms() / 1000))
+        return false;
+    c->org = xstrdup(sb->organization_id);
+    return true;
 }
 
 static bool
@@ -951,7 +1002,7 @@ handle(struct dt_httpd_req *req, void *userdata)
     if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "socket.io") == 0)
         return dt_events_accept(s->events, req); /* authenticates in its CONNECT packet */
     if (n >= 1 && strcmp(seg[0], "toolbox") == 0) {
-        if (!authenticate(c))
+        if (!signed_file_url(c, seg, n) && !authenticate(c))
             return;
         /* The proxy sets its own close callback: the call is done with. */
         dt_httpd_req_set_close_cb(req, NULL, NULL);

@@ -188,6 +188,27 @@ describe('file system', () => {
     assert.equal(miss[0].success, false);
   });
 
+  it('signed download and upload URLs work without an API key, and rotate', T, async () => {
+    const p = `${base}/signed.txt`;
+    await sb.fs.uploadFile(Buffer.from('signed content'), p);
+    const dl = await sb.downloadUrl(p, 60);
+    let r = await fetch(dl);
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), 'signed content');
+    const tampered = dl.replace('signed.txt', 'other.txt');
+    r = await fetch(tampered);
+    assert.equal(r.status, 401);
+    const up = await sb.uploadUrl(`${base}/via-url.txt`, 60);
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.from('uploaded by url')]), 'x');
+    r = await fetch(up, { method: 'POST', body: form });
+    assert.equal(r.status, 200, await r.text());
+    assert.equal((await sb.fs.downloadFile(`${base}/via-url.txt`)).toString(), 'uploaded by url');
+    await sb.rotateSigningKey();
+    r = await fetch(dl);
+    assert.equal(r.status, 401);
+  });
+
   it('setFilePermissions', T, async () => {
     const p = `${base}/perm.sh`;
     await sb.fs.uploadFile(Buffer.from('#!/bin/sh\necho perm-ok\n'), p);

@@ -130,6 +130,8 @@ typedef void (*dt_httpd_drain_fn)(struct dt_httpd_req *req, void *userdata);
 void dt_httpd_req_set_drain_cb(struct dt_httpd_req *req, dt_httpd_drain_fn cb, void *userdata);
 /* Finish the response. The close callback runs once everything is written. */
 int dt_httpd_end(struct dt_httpd_req *req);
+/* The status of the response started for REQ, or 0 when none was started yet. */
+int dt_httpd_req_status(const struct dt_httpd_req *req);
 /* Abort: close the connection at once (e.g. a streamed response whose source failed midway, so
  * the client sees a truncated body rather than a wrong one). */
 void dt_httpd_abort(struct dt_httpd_req *req);

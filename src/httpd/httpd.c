@@ -53,6 +53,7 @@ struct dt_httpd_req {
     bool paused;
     bool is_upgrade;
 
+    int status;
     bool resp_started;
     bool resp_ended;
     bool resp_chunked;
@@ -1233,6 +1234,7 @@ dt_httpd_start(struct dt_httpd_req *req, int status, const struct dt_http_header
     if (len < 0)
         return (int) len;
     req->resp_started = true;
+    req->status = status;
     req->resp_chunked = content_length < 0 && status >= 200 && status != 204 && status != 304;
     if (status < 200 || status == 204 || status == 304)
         req->resp_no_body = true;
@@ -1555,4 +1557,10 @@ dt_httpd_raw_close(struct dt_httpd_raw *raw)
         conn_close(c);
     else if (!c->processing)
         conn_update(c);
+}
+
+int
+dt_httpd_req_status(const struct dt_httpd_req *req)
+{
+    return req->status;
 }

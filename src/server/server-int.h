@@ -25,6 +25,13 @@ struct dt_server {
     uv_timer_t *engine_timer; /* the lifecycle engine's tick (own allocation: it is closed
                                * after the server is freed) */
     struct touch *touches;    /* last activity written per sandbox (throttles store writes) */
+    struct {
+        uint64_t by_class[6];     /* API responses by status class (index 1..5) */
+        uint64_t toolbox;         /* requests handed to the toolbox proxy */
+        uint64_t buckets[12];     /* API latency histogram (see metrics_bounds in server.c) */
+        uint64_t count;
+        double sum_s;
+    } metrics;
 };
 
 /* ---- signed file URLs (signing.c) ---- */

@@ -35,7 +35,12 @@ struct call {
     struct dt_server *s;
     struct dt_httpd_req *req;
     char *org; /* organization of the caller's key */
+    uint64_t start_ns;
 };
+
+/* Upper bounds (seconds) of the latency histogram buckets; the last one is +Inf. */
+static const double metrics_bounds[12] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                           0.1,   0.25,   0.5,   1,    5,     0 };
 
 static void
 api_error(struct dt_httpd_req *req, int status, const char *code, const char *fmt, ...)
@@ -183,7 +188,76 @@ call_free(struct call *c)
 static void
 on_call_close(struct dt_httpd_req *req, bool completed, void *ud)
 {
-    call_free(ud);
+    struct call *c = ud;
+    struct dt_server *s = c->s;
+    int status = dt_httpd_req_status(req);
+    double sec = (double) (uv_hrtime() - c->start_ns) / 1e9;
+    size_t b;
+
+    if (status >= 100 && status < 600)
+        s->metrics.by_class[status / 100]++;
+    for (b = 0; b < ELEMENTSOF(metrics_bounds) - 1 && sec > metrics_bounds[b]; b++)
+        ;
+    s->metrics.buckets[b]++;
+    s->metrics.count++;
+    s->metrics.sum_s += sec;
+    call_free(c);
+}
+
+/* GET /metrics, Prometheus text format. */
+static void
+metrics(struct dt_server *s, struct dt_httpd_req *req)
+{
+    struct dt_store_sandbox_array all = { 0 };
+    uint64_t by_state[32] = { 0 }, cum = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        return dt_httpd_reply_error(req, 500, SOURCE, NULL, "out of memory");
+    fprintf(f, "# HELP daytona_http_requests_total API responses by status class.\n"
+               "# TYPE daytona_http_requests_total counter\n");
+    for (int i = 1; i <= 5; i++)
+        fprintf(f, "daytona_http_requests_total{class=\"%dxx\"} %llu\n", i,
+                (unsigned long long) s->metrics.by_class[i]);
+    fprintf(f, "# HELP daytona_toolbox_requests_total Requests forwarded to sandbox agents.\n"
+               "# TYPE daytona_toolbox_requests_total counter\n"
+               "daytona_toolbox_requests_total %llu\n",
+            (unsigned long long) s->metrics.toolbox);
+    fprintf(f, "# HELP daytona_http_request_duration_seconds API request latency.\n"
+               "# TYPE daytona_http_request_duration_seconds histogram\n");
+    for (size_t b = 0; b < ELEMENTSOF(metrics_bounds); b++) {
+        cum += s->metrics.buckets[b];
+        if (b + 1 < ELEMENTSOF(metrics_bounds))
+            fprintf(f, "daytona_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                    metrics_bounds[b], (unsigned long long) cum);
+        else
+            fprintf(f, "daytona_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long) cum);
+    }
+    fprintf(f, "daytona_http_request_duration_seconds_sum %.6f\n"
+               "daytona_http_request_duration_seconds_count %llu\n",
+            s->metrics.sum_s, (unsigned long long) s->metrics.count);
+    if (dt_store_sandbox_list_all(s->store, NULL, &all, NULL) == 0) {
+        for (size_t i = 0; i < all.n; i++)
+            if ((unsigned) all.items[i]->state < ELEMENTSOF(by_state))
+                by_state[all.items[i]->state]++;
+        dt_store_sandbox_array_free(&all);
+    }
+    fprintf(f, "# HELP daytona_sandboxes Sandboxes by state.\n# TYPE daytona_sandboxes gauge\n");
+    for (unsigned st = 0; st < ELEMENTSOF(by_state); st++) {
+        const char *name = dt_sandbox_state_to_string((enum dt_sandbox_state) st);
+        if (name && strcmp(name, "unknown") != 0 && (by_state[st] || st == DT_SANDBOX_STARTED ||
+                                                     st == DT_SANDBOX_STOPPED))
+            fprintf(f, "daytona_sandboxes{state=\"%s\"} %llu\n", name,
+                    (unsigned long long) by_state[st]);
+    }
+    fprintf(f, "# HELP daytona_warm_pool_size Started sandboxes waiting in the warm pool.\n"
+               "# TYPE daytona_warm_pool_size gauge\ndaytona_warm_pool_size 0\n");
+    fclose(f);
+    dt_httpd_reply(req, 200, "text/plain; version=0.0.4", buf, len);
+    free(buf);
 }
 
 static void
@@ -569,6 +643,20 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
         return;
     if (r)
         sb->auto_delete_interval = v;
+    {
+        json_t *vols = json_object_get(body, "volumes");
+        if (vols && !json_is_null(vols)) {
+            if (!json_is_array(vols) || json_array_size(vols) > 64)
+                return api_error(c->req, 400, "BAD_REQUEST", "volumes must be an array (at most 64)");
+            /* Kept in the record; mounting them needs volumes (not yet on this server). */
+            free(sb->volumes_json);
+            sb->volumes_json = json_dumps(vols, JSON_COMPACT);
+        }
+    }
+    if ((r = get_int(c, body, "ttlMinutes", 0, 1 << 30, &v)) < 0)
+        return;
+    if (r && v > 0)
+        sb->auto_destroy_at_ms = dt_store_now_ms() + v * 60000;
     sb->public_ = json_is_true(json_object_get(body, "public"));
     sb->network_block_all = json_is_true(json_object_get(body, "networkBlockAll"));
     sb->ephemeral = sb->auto_delete_interval == 0;
@@ -777,6 +865,42 @@ labels_body(struct call *c, json_t *body, const char *const *params)
     dt_httpd_reply_json(c->req, 200, json_pack("{s:o}", "labels", neu));
 }
 
+/* POST /sandbox/{id}/ttl/{minutes} (0 clears) and POST /sandbox/{id}/public/{true|false} */
+static void
+set_ttl_or_public(struct call *c, const char *const *params, bool ttl)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int64_t v = 0;
+    int r;
+
+    if (!sb)
+        return;
+    if (ttl) {
+        if (parse_i64(params[1], &v) < 0 || v < 0 || v > (1 << 30))
+            return api_error(c->req, 400, "BAD_REQUEST", "invalid ttl '%s' (minutes >= 0)", params[1]);
+        sb->auto_destroy_at_ms = v ? dt_store_now_ms() + v * 60000 : 0;
+    } else {
+        if (strcmp(params[1], "true") != 0 && strcmp(params[1], "false") != 0)
+            return api_error(c->req, 400, "BAD_REQUEST", "public must be true or false");
+        sb->public_ = strcmp(params[1], "true") == 0;
+    }
+    r = dt_store_sandbox_update(c->s->store, sb, &err);
+    if (r < 0)
+        return api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+/* Anything else under /sandbox/{id}/...: 404 for a missing sandbox, else a clear 501. */
+static void
+sandbox_unsupported(struct call *c, const char *id, const char *what)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, id);
+
+    if (sb)
+        api_error(c->req, 501, "NOT_IMPLEMENTED", "%s is not supported by this server yet", what);
+}
+
 /* POST /sandbox/{id}/autostop|autoarchive|autodelete/{n} */
 static void
 set_interval(struct call *c, const char *const *params, const char *which)
@@ -903,9 +1027,20 @@ route_api(struct call *c, const char *const *seg, size_t n)
                strcmp(seg[3], "signing-key") == 0 && strcmp(seg[4], "rotate") == 0) {
         const char *p[] = { seg[2], NULL };
         return signing_key(c, p, true);
+    } else if (n == 5 && strcmp(seg[1], "sandbox") == 0 && post &&
+               (strcmp(seg[3], "ttl") == 0 || strcmp(seg[3], "public") == 0)) {
+        const char *p[] = { seg[2], seg[4], NULL };
+        return set_ttl_or_public(c, p, strcmp(seg[3], "ttl") == 0);
     } else if (n == 2 && strcmp(seg[1], "config") == 0 && get) {
         return dt_httpd_reply_json(c->req, 200, json_pack("{s:s}", "version", "0.1.0"));
     }
+    if (n >= 4 && strcmp(seg[1], "sandbox") == 0)
+        return sandbox_unsupported(c, seg[2], seg[3]);
+    if (n >= 2 && (strcmp(seg[1], "snapshots") == 0 || strcmp(seg[1], "volumes") == 0 ||
+                   strcmp(seg[1], "secret") == 0 || strcmp(seg[1], "warm-pools") == 0 ||
+                   strcmp(seg[1], "object-storage") == 0))
+        return api_error(c->req, 501, "NOT_IMPLEMENTED", "%s are not supported by this server yet",
+                         seg[1]);
     api_error(c->req, 404, "NOT_FOUND", "no such endpoint: %s %s", m, dt_httpd_req_head(c->req)->path);
 }
 
@@ -996,7 +1131,10 @@ handle(struct dt_httpd_req *req, void *userdata)
 
     c->s = s;
     c->req = req;
+    c->start_ns = uv_hrtime();
     dt_httpd_req_set_close_cb(req, on_call_close, c);
+    if (n == 1 && strcmp(seg[0], "metrics") == 0)
+        return metrics(s, req);
     if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "health") == 0)
         return dt_httpd_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
     if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "socket.io") == 0)
@@ -1006,6 +1144,7 @@ handle(struct dt_httpd_req *req, void *userdata)
             return;
         /* The proxy sets its own close callback: the call is done with. */
         dt_httpd_req_set_close_cb(req, NULL, NULL);
+        s->metrics.toolbox++;
         route_toolbox(c, seg, n);
         call_free(c);
         return;

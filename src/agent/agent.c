@@ -415,6 +415,16 @@ route_port_in_use(struct dt_agent *a, struct dt_httpd_req *req, const char *cons
     dt_httpd_reply_json(req, 200, j);
 }
 
+static void
+route_activity(struct dt_agent *a, struct dt_httpd_req *req, const char *const *params)
+{
+    int s = dt_session_busy(a), p = dt_pty_busy(a), i = dt_interp_busy(a);
+
+    dt_httpd_reply_json(req, 200,
+                        json_pack("{s:b,s:i,s:i,s:i}", "busy", s + p + i > 0, "sessionCommands", s,
+                                  "attachedPtys", p, "interpreterCells", i));
+}
+
 const struct dt_route dt_info_routes[] = {
     { "GET", "/version", route_version },
     { "GET", "/user-home-dir", route_home },
@@ -425,6 +435,7 @@ const struct dt_route dt_info_routes[] = {
     { "GET", "/system/metrics", route_metrics },
     { "GET", "/port", route_ports },
     { "GET", "/port/*/in-use", route_port_in_use },
+    { "GET", "/activity", route_activity },
     {},
 };
 

@@ -87,6 +87,14 @@ int dt_agent_init(struct dt_agent *a, uv_loop_t *loop, const struct dt_agent_con
 /* Free what dt_agent_init and the modules hold (children must be gone). */
 void dt_agent_done(struct dt_agent *a);
 
+/* Work in progress that should keep the sandbox from being auto-stopped although no request
+ * arrives: a running session command, a PTY with a socket attached, a running interpreter cell
+ * (GET /activity reports them to daytonad's lifecycle engine; Daytona ignores them:
+ * daytona#5154). */
+int dt_session_busy(struct dt_agent *a);
+int dt_pty_busy(struct dt_agent *a);
+int dt_interp_busy(struct dt_agent *a);
+
 /* ---- replies ---- */
 
 /* Error in the daemon's envelope: {statusCode, message, code, source: "DAYTONA_DAEMON", ...}. */

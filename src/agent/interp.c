@@ -930,3 +930,13 @@ const struct dt_route dt_interp_routes[] = {
     { "GET", "/process/interpreter/execute", route_execute },
     {},
 };
+
+int
+dt_interp_busy(struct dt_agent *a)
+{
+    int n = 0;
+
+    for (struct dt_interp_ctx *c = a->contexts; c; c = c->next)
+        n += c->running != NULL;
+    return n;
+}

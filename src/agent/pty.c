@@ -794,3 +794,13 @@ const struct dt_route dt_pty_routes[] = {
     { "POST", "/process/pty/*/resize", route_resize },
     {},
 };
+
+int
+dt_pty_busy(struct dt_agent *a)
+{
+    int n = 0;
+
+    for (struct dt_pty *p = a->ptys; p; p = p->next)
+        n += p->attached != NULL && p->proc != NULL && !p->exited;
+    return n;
+}

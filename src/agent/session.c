@@ -1345,3 +1345,13 @@ dt_session_start_entrypoint(struct dt_agent *a, char **argv, struct dt_error **e
     session_next(s);
     return 0;
 }
+
+int
+dt_session_busy(struct dt_agent *a)
+{
+    int n = 0;
+
+    for (struct dt_session *s = a->sessions; s; s = s->next)
+        n += s->running != NULL;
+    return n;
+}

@@ -839,9 +839,14 @@ dt_runner_destroy(struct dt_runner *r, const char *id, struct dt_error **err)
     if (!id_is_valid(id))
         return 0;
     k = get_entry(r, id, &e, &lerr);
-    if (k == -ENOENT)
-        dt_error_free(lerr); /* no plan or no runtime state: only our directory is left */
-    else if (k < 0) {
+    if (k == -ENOENT) {
+        /* No plan, or runtime state the runtime cannot open: a create cut short (kill -9
+         * between its steps). What it left is a state directory (a never-started sandbox has
+         * no mounts and no processes; its disk image is a plain file): remove it too. */
+        _cleanup_free_ char *state = xasprintf("%s/runtime/%s", r->data_dir, id);
+        dt_error_free(lerr);
+        (void) rm_rf_at(AT_FDCWD, state);
+    } else if (k < 0) {
         if (err && !*err)
             *err = lerr;
         else

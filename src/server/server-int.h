@@ -25,6 +25,11 @@ struct dt_server {
     uv_timer_t *engine_timer; /* the lifecycle engine's tick (own allocation: it is closed
                                * after the server is freed) */
     struct touch *touches;    /* last activity written per sandbox (throttles store writes) */
+    struct key_cache {
+        char *key;            /* plaintext API key (in memory only, as it arrives anyway) */
+        char *org;
+        uint64_t expires_ms;
+    } keys[64];               /* recently verified keys: most requests skip the store */
     struct {
         uint64_t by_class[6];     /* API responses by status class (index 1..5) */
         uint64_t toolbox;         /* requests handed to the toolbox proxy */

@@ -8,7 +8,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dt/fd-util.h"
@@ -475,6 +478,50 @@ engine_stop(struct dt_server *s, struct dt_store_sandbox *sb, const char *why)
     (void) save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
 }
 
+/* Ask the sandbox's agent whether work is in progress (GET /activity): 1 busy, 0 idle, -errno
+ * when it cannot tell. A blocking exchange on a local socket, bounded by 200 ms: the engine runs
+ * it only for sandboxes that are due for auto-stop. */
+static int
+agent_busy(struct dt_server *s, const char *id)
+{
+    _cleanup_free_ char *path = dt_runner_agent_socket(s->runner, id);
+    static const char req[] = "GET /activity HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n";
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char buf[2048];
+    size_t len = 0;
+    int fd, r = -EIO;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t) (sizeof(req) - 1)) {
+        close(fd);
+        return -EIO;
+    }
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 200) <= 0 || len + 1 >= sizeof(buf))
+            break;
+        n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+    }
+    close(fd);
+    buf[len] = 0;
+    if (strstr(buf, "\"busy\":true"))
+        r = 1;
+    else if (strstr(buf, "\"busy\":false"))
+        r = 0;
+    return r;
+}
+
 static void
 engine_tick(uv_timer_t *t)
 {
@@ -484,8 +531,14 @@ engine_tick(uv_timer_t *t)
 
     /* Auto-stop: started and idle for auto_stop_interval minutes. */
     if (dt_store_sandbox_list_due_autostop(s->store, now, &due, NULL) == 0)
-        for (size_t i = 0; i < due.n; i++)
+        for (size_t i = 0; i < due.n; i++) {
+            /* A running session command or an attached terminal is activity too. */
+            if (agent_busy(s, due.items[i]->id) == 1) {
+                (void) dt_store_sandbox_touch(s->store, due.items[i]->id, now, NULL);
+                continue;
+            }
             engine_stop(s, due.items[i], "auto-stop");
+        }
     dt_store_sandbox_array_free(&due);
     /* Auto-delete of stopped sandboxes, and TTLs. */
     if (dt_store_sandbox_list_all(s->store, NULL, &all, NULL) == 0)
@@ -1096,17 +1149,59 @@ signed_file_url(struct call *c, const char *const *seg, size_t n)
     return true;
 }
 
+#define KEY_CACHE_MS 30000 /* a deleted key keeps working this long at most */
+
+static const char *
+key_cache_get(struct dt_server *s, const char *key)
+{
+    uint64_t now = (uint64_t) dt_store_now_ms();
+
+    for (size_t i = 0; i < ELEMENTSOF(s->keys); i++)
+        if (s->keys[i].key && s->keys[i].expires_ms > now && strcmp(s->keys[i].key, key) == 0)
+            return s->keys[i].org;
+    return NULL;
+}
+
+static void
+key_cache_put(struct dt_server *s, const char *key, const char *org)
+{
+    size_t victim = 0;
+
+    for (size_t i = 0; i < ELEMENTSOF(s->keys); i++) {
+        if (!s->keys[i].key) {
+            victim = i;
+            break;
+        }
+        if (s->keys[i].expires_ms < s->keys[victim].expires_ms)
+            victim = i;
+    }
+    free(s->keys[victim].key);
+    free(s->keys[victim].org);
+    s->keys[victim].key = xstrdup(key);
+    s->keys[victim].org = xstrdup(org);
+    s->keys[victim].expires_ms = (uint64_t) dt_store_now_ms() + KEY_CACHE_MS;
+}
+
 static bool
 authenticate(struct call *c)
 {
     _cleanup_error_ struct dt_error *err = NULL;
     struct dt_store_api_key *key = NULL;
     const char *h = dt_httpd_req_header(c->req, "authorization");
+    const char *org;
     int r;
 
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
         api_error(c->req, 401, "UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)");
         return false;
+    }
+    if (strlen(h + 7) > 512) {
+        api_error(c->req, 401, "UNAUTHORIZED", "invalid API key");
+        return false;
+    }
+    if ((org = key_cache_get(c->s, h + 7))) {
+        c->org = xstrdup(org);
+        return true;
     }
     r = dt_store_api_key_lookup(c->s->store, h + 7, &key, &err);
     if (r < 0) {
@@ -1117,6 +1212,7 @@ authenticate(struct call *c)
         return false;
     }
     c->org = xstrdup(key->organization_id);
+    key_cache_put(c->s, h + 7, key->organization_id);
     dt_store_api_key_free(key);
     return true;
 }
@@ -1273,6 +1369,10 @@ dt_server_free(struct dt_server *s)
     dt_events_free(s->events);
     if (s->engine_timer)
         uv_close((uv_handle_t *) s->engine_timer, free_handle);
+    for (size_t i = 0; i < ELEMENTSOF(s->keys); i++) {
+        free(s->keys[i].key);
+        free(s->keys[i].org);
+    }
     while (s->touches) {
         struct touch *t = s->touches;
         s->touches = t->next;

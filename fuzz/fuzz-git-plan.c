@@ -136,9 +136,11 @@ check_result(const struct dt_git_plan *p, int r, json_t *body, const struct dt_g
                   e->status == 500 || e->status == 502);
         for (const unsigned char *c = (const unsigned char *) e->message; *c; c++)
             DT_ASSERT(*c >= 0x20 || *c == '\n');
-        /* secrets are redacted ('*' would let "***" itself form a secret: skip those) */
+        /* Secrets from git's output are redacted ('*' would let "***" itself form a secret:
+         * skip those). A secret of a few characters can occur in our own fixed message text
+         * ("git credentials: ..." holds a "p"), which is no leak: check secrets of 4+ bytes. */
         for (size_t i = 0; i < ELEMENTSOF(p->secrets); i++)
-            if (p->secrets[i] && p->secrets[i][0] && !strchr(p->secrets[i], '*'))
+            if (p->secrets[i] && strlen(p->secrets[i]) >= 4 && !strchr(p->secrets[i], '*'))
                 DT_ASSERT(!strstr(e->message, p->secrets[i]));
         return;
     }

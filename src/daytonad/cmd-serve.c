@@ -21,12 +21,14 @@ static void
 serve_usage(FILE *f)
 {
     fprintf(f, "Usage: daytonad serve [--listen ADDR:PORT] [--data-dir DIR] [--public-url URL]\n"
+               "                      [--warm-pool N]\n"
                "\n"
                "Serve the Daytona API at http://ADDR:PORT/api (default 127.0.0.1:3000), keeping\n"
                "state in DIR (default /var/lib/daytona). On first start an admin API key is taken\n"
                "from $DAYTONA_ADMIN_API_KEY or generated, saved in DIR/admin-api-key and printed.\n"
                "Point the SDK at it with DAYTONA_API_URL=http://ADDR:PORT/api and\n"
-               "DAYTONA_API_KEY=<the key>.\n");
+               "DAYTONA_API_KEY=<the key>. --warm-pool N keeps N started default sandboxes ready\n"
+               "for plain creates (default 2; 0 disables).\n");
 }
 
 static void
@@ -66,10 +68,11 @@ cmd_serve(int argc, char **argv)
         { "listen", required_argument, NULL, 'l' },
         { "data-dir", required_argument, NULL, 'd' },
         { "public-url", required_argument, NULL, 'u' },
+        { "warm-pool", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    struct dt_server_config cfg = { .port = 3000, .data_dir = "/var/lib/daytona" };
+    struct dt_server_config cfg = { .port = 3000, .data_dir = "/var/lib/daytona", .warm_pool = -1 };
     _cleanup_error_ struct dt_error *err = NULL;
     _cleanup_free_ char *addr = NULL;
     struct dt_server *srv = NULL;
@@ -94,6 +97,15 @@ cmd_serve(int argc, char **argv)
         case 'u':
             cfg.public_url = optarg;
             break;
+        case 'w': {
+            uint32_t n;
+            if (parse_u32(optarg, &n) < 0 || n > 64) {
+                fprintf(stderr, "daytonad: invalid --warm-pool '%s' (0..64)\n", optarg);
+                return 2;
+            }
+            cfg.warm_pool = (int) n;
+            break;
+        }
         case 'h':
             serve_usage(stdout);
             return 0;

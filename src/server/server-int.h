@@ -24,6 +24,9 @@ struct dt_server {
     struct dt_events *events;
     uv_timer_t *engine_timer; /* the lifecycle engine's tick (own allocation: it is closed
                                * after the server is freed) */
+    uv_timer_t *pool_timer;   /* refills the warm pool, one sandbox per tick */
+    char *pool_org;           /* the hidden organization that owns pooled sandboxes */
+    unsigned pool_size;
     struct touch *touches;    /* last activity written per sandbox (throttles store writes) */
     struct key_cache {
         char *key;            /* plaintext API key (in memory only, as it arrives anyway) */

@@ -31,6 +31,7 @@
 #define MAX_CPU        4
 #define MAX_MEMORY_GIB 8
 #define MAX_DISK_GIB   10
+#define POOL_ORG_NAME  "warm-pool"
 
 
 /* A request after authentication. */
@@ -207,6 +208,8 @@ on_call_close(struct dt_httpd_req *req, bool completed, void *ud)
     call_free(c);
 }
 
+static size_t pool_count(struct dt_server *s, struct dt_store_sandbox_array *ret);
+
 /* GET /metrics, Prometheus text format. */
 static void
 metrics(struct dt_server *s, struct dt_httpd_req *req)
@@ -257,7 +260,8 @@ metrics(struct dt_server *s, struct dt_httpd_req *req)
                     (unsigned long long) by_state[st]);
     }
     fprintf(f, "# HELP daytona_warm_pool_size Started sandboxes waiting in the warm pool.\n"
-               "# TYPE daytona_warm_pool_size gauge\ndaytona_warm_pool_size 0\n");
+               "# TYPE daytona_warm_pool_size gauge\ndaytona_warm_pool_size %zu\n",
+            pool_count(s, NULL));
     fclose(f);
     dt_httpd_reply(req, 200, "text/plain; version=0.0.4", buf, len);
     free(buf);
@@ -481,15 +485,16 @@ engine_stop(struct dt_server *s, struct dt_store_sandbox *sb, const char *why)
 /* Ask the sandbox's agent whether work is in progress (GET /activity): 1 busy, 0 idle, -errno
  * when it cannot tell. A blocking exchange on a local socket, bounded by 200 ms: the engine runs
  * it only for sandboxes that are due for auto-stop. */
+/* One small blocking exchange with a sandbox's agent (local socket, bounded by 200 ms per read):
+ * only for the engine and the warm pool, never on a request's hot path. BUF gets the response
+ * (NUL-terminated). */
 static int
-agent_busy(struct dt_server *s, const char *id)
+agent_exchange(struct dt_server *s, const char *id, const char *request, char *buf, size_t size)
 {
     _cleanup_free_ char *path = dt_runner_agent_socket(s->runner, id);
-    static const char req[] = "GET /activity HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n";
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    char buf[2048];
     size_t len = 0;
-    int fd, r = -EIO;
+    int fd;
 
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
@@ -498,7 +503,7 @@ agent_busy(struct dt_server *s, const char *id)
     if (fd < 0)
         return -errno;
     if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ||
-        write(fd, req, sizeof(req) - 1) != (ssize_t) (sizeof(req) - 1)) {
+        write(fd, request, strlen(request)) != (ssize_t) strlen(request)) {
         close(fd);
         return -EIO;
     }
@@ -506,15 +511,28 @@ agent_busy(struct dt_server *s, const char *id)
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         ssize_t n;
 
-        if (poll(&pfd, 1, 200) <= 0 || len + 1 >= sizeof(buf))
+        if (poll(&pfd, 1, 200) <= 0 || len + 1 >= size)
             break;
-        n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        n = read(fd, buf + len, size - 1 - len);
         if (n <= 0)
             break;
         len += (size_t) n;
     }
     close(fd);
     buf[len] = 0;
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0 ? 0 : -EIO;
+}
+
+static int
+agent_busy(struct dt_server *s, const char *id)
+{
+    static const char req[] = "GET /activity HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n";
+    char buf[2048];
+    int r = agent_exchange(s, id, req, buf, sizeof(buf));
+
+    if (r < 0)
+        return r;
+    r = -EIO;
     if (strstr(buf, "\"busy\":true"))
         r = 1;
     else if (strstr(buf, "\"busy\":false"))
@@ -639,6 +657,137 @@ find_sandbox(struct call *c, const char *id_or_name)
     return sb;
 }
 
+/* ---- warm pool ---- */
+
+#define POOL_TICK_MS 200
+
+/* Started sandboxes waiting in the pool (records of the hidden pool organization). */
+static size_t
+pool_count(struct dt_server *s, struct dt_store_sandbox_array *ret)
+{
+    struct dt_store_sandbox_array all = { 0 };
+    size_t n = 0;
+
+    if (!s->pool_org || dt_store_sandbox_list_all(s->store, s->pool_org, &all, NULL) < 0)
+        return 0;
+    for (size_t i = 0; i < all.n; i++)
+        n += all.items[i]->state == DT_SANDBOX_STARTED;
+    if (ret)
+        *ret = all;
+    else
+        dt_store_sandbox_array_free(&all);
+    return n;
+}
+
+/* One more pooled sandbox per tick until the pool is full (each start blocks the loop for the
+ * few tens of milliseconds the runtime needs, so they are spread out). */
+static void
+pool_tick(uv_timer_t *t)
+{
+    struct dt_server *s = t->data;
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = NULL;
+    _cleanup_error_ struct dt_error *err = NULL;
+
+    if (pool_count(s, NULL) >= s->pool_size)
+        return;
+    sb = dt_store_sandbox_new(s->pool_org);
+    sb->state = DT_SANDBOX_CREATING;
+    sb->desired_state = DT_DESIRED_STARTED;
+    sb->auto_stop_interval = 0; /* a pooled sandbox waits; its new owner's settings apply later */
+    if (dt_store_sandbox_insert(s->store, sb, &err) < 0)
+        return;
+    if (run_sandbox(s, sb, &err) < 0) {
+        fprintf(stderr, "daytonad: warm pool: %s\n", err ? err->message : "start failed");
+        (void) destroy_sandbox(s, sb, NULL);
+        uv_timer_stop(t); /* do not spin on a broken setup; the next hit retries */
+        return;
+    }
+    (void) save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+    uv_timer_start(t, pool_tick, POOL_TICK_MS, POOL_TICK_MS);
+}
+
+static void
+pool_refill_soon(struct dt_server *s)
+{
+    if (s->pool_timer && s->pool_size > 0)
+        uv_timer_start(s->pool_timer, pool_tick, POOL_TICK_MS, POOL_TICK_MS);
+}
+
+/* Whether BODY asks for exactly what pooled sandboxes are: the default snapshot and resources,
+ * the default user, no network restrictions, no volumes. */
+static bool
+pool_eligible(json_t *body)
+{
+    const char *snap = json_string_value(json_object_get(body, "snapshot"));
+    const char *user = json_string_value(json_object_get(body, "user"));
+    static const struct { const char *key; int64_t v; } defaults[] = {
+        { "cpu", 1 }, { "memory", 1 }, { "disk", 3 }, { "gpu", 0 },
+    };
+
+    if (snap && *snap && strcmp(snap, "default") != 0)
+        return false;
+    if (user && *user && strcmp(user, "daytona") != 0)
+        return false;
+    if (json_object_get(body, "buildInfo") || json_is_true(json_object_get(body, "networkBlockAll")) ||
+        json_array_size(json_object_get(body, "volumes")) > 0 ||
+        json_object_get(body, "networkAllowList"))
+        return false;
+    for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
+        json_t *v = json_object_get(body, defaults[i].key);
+        if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) != defaults[i].v))
+            return false;
+    }
+    return true;
+}
+
+/* Give a pooled sandbox to SB's owner: SB (validated, not yet stored) takes the pooled one's id.
+ * Returns 0 when SB is now a started sandbox, -ENOENT when the pool is empty (or the hand-over
+ * failed and the caller should create one normally). */
+static int
+pool_take(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_error **err)
+{
+    struct dt_store_sandbox_array pool = { 0 };
+    struct dt_store_sandbox *p = NULL;
+    char buf[1024];
+    int r;
+
+    if (s->pool_size == 0 || pool_count(s, &pool) == 0) {
+        dt_store_sandbox_array_free(&pool);
+        return -ENOENT;
+    }
+    for (size_t i = 0; i < pool.n && !p; i++)
+        if (pool.items[i]->state == DT_SANDBOX_STARTED && dt_runner_is_running(s->runner, pool.items[i]->id))
+            p = pool.items[i];
+    if (!p) {
+        dt_store_sandbox_array_free(&pool);
+        return -ENOENT;
+    }
+    /* The sandbox's environment: the agent's base environment for every command. */
+    if (sb->env_json && strcmp(sb->env_json, "{}") != 0) {
+        _cleanup_free_ char *body = xasprintf("{\"set\":%s}", sb->env_json);
+        _cleanup_free_ char *req = xasprintf("POST /env HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n"
+                                             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                                             strlen(body), body);
+        if (agent_exchange(s, p->id, req, buf, sizeof(buf)) < 0) {
+            dt_store_sandbox_array_free(&pool);
+            return -ENOENT;
+        }
+    }
+    free(sb->id);
+    sb->id = xstrdup(p->id);
+    sb->runner_slot = p->runner_slot;
+    sb->state = DT_SANDBOX_STARTED;
+    r = dt_store_sandbox_delete(s->store, p->id, err);
+    if (r >= 0) {
+        r = dt_store_sandbox_insert(s->store, sb, err);
+        if (r < 0) /* e.g. the name is taken: the pooled sandbox goes back */
+            (void) dt_store_sandbox_insert(s->store, p, NULL);
+    }
+    dt_store_sandbox_array_free(&pool);
+    pool_refill_soon(s);
+    return r < 0 ? r : 0;
+}
+
 static void
 create_sandbox(struct call *c, json_t *body, const char *const *params)
 {
@@ -713,8 +862,26 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
     sb->public_ = json_is_true(json_object_get(body, "public"));
     sb->network_block_all = json_is_true(json_object_get(body, "networkBlockAll"));
     sb->ephemeral = sb->auto_delete_interval == 0;
-    sb->state = DT_SANDBOX_CREATING;
     sb->desired_state = DT_DESIRED_STARTED;
+    if (pool_eligible(body)) {
+        bool named = sb->name != NULL;
+        r = pool_take(c->s, sb, &err);
+        if (r == 0) {
+            dt_events_emit(c->s->events, c->org, "sandbox.created", sandbox_json(c->s, sb, false));
+            return reply_sandbox(c, 200, sb);
+        }
+        if (r == -EEXIST)
+            return api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
+                             sb->name ? sb->name : "");
+        dt_error_freep(&err);
+        free(sb->id);
+        sb->id = NULL;
+        if (!named) { /* the store may have defaulted it to the pooled id */
+            free(sb->name);
+            sb->name = NULL;
+        }
+    }
+    sb->state = DT_SANDBOX_CREATING;
     r = dt_store_sandbox_insert(c->s->store, sb, &err);
     if (r == -EEXIST)
         return api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
@@ -1267,12 +1434,28 @@ first_start(struct dt_server *s, struct dt_error **err)
     r = dt_store_org_list(s->store, &orgs, err);
     if (r < 0)
         return r;
-    if (orgs.n > 0) {
-        s->default_org = xstrdup(orgs.items[0]->id);
-        dt_store_org_array_free(&orgs);
-        return 0;
+    for (size_t i = 0; i < orgs.n; i++)
+        if (strcmp(orgs.items[i]->name, POOL_ORG_NAME) == 0)
+            s->pool_org = xstrdup(orgs.items[i]->id);
+    if (!s->pool_org) {
+        /* The warm pool's sandboxes belong to an organization no API key can reach. */
+        r = dt_store_org_create(s->store, POOL_ORG_NAME, &org, err);
+        if (r < 0) {
+            dt_store_org_array_free(&orgs);
+            return r;
+        }
+        s->pool_org = xstrdup(org->id);
+        dt_store_org_free(org);
+        org = NULL;
     }
+    for (size_t i = 0; i < orgs.n; i++)
+        if (strcmp(orgs.items[i]->name, POOL_ORG_NAME) != 0) {
+            s->default_org = xstrdup(orgs.items[i]->id);
+            break;
+        }
     dt_store_org_array_free(&orgs);
+    if (s->default_org)
+        return 0;
     r = dt_store_org_create(s->store, "default", &org, err);
     if (r < 0)
         return r;
@@ -1325,6 +1508,11 @@ dt_server_new(uv_loop_t *loop, const struct dt_server_config *cfg, struct dt_ser
         goto fail;
     s->events = dt_events_new(s);
     reconcile(s);
+    s->pool_size = cfg->warm_pool < 0 ? 2 : (unsigned) cfg->warm_pool;
+    s->pool_timer = xcalloc(1, sizeof(*s->pool_timer));
+    uv_timer_init(loop, s->pool_timer);
+    s->pool_timer->data = s;
+    pool_refill_soon(s);
     s->engine_timer = xcalloc(1, sizeof(*s->engine_timer));
     uv_timer_init(loop, s->engine_timer);
     s->engine_timer->data = s;
@@ -1365,10 +1553,22 @@ dt_server_free(struct dt_server *s)
 {
     if (!s)
         return;
+    /* Pooled sandboxes are disposable: a clean stop removes them (a crash leaves them to be
+     * re-adopted); users' sandboxes keep running. */
+    if (s->pool_org && s->runner && s->store) {
+        struct dt_store_sandbox_array pool = { 0 };
+        if (dt_store_sandbox_list_all(s->store, s->pool_org, &pool, NULL) == 0)
+            for (size_t i = 0; i < pool.n; i++)
+                (void) destroy_sandbox(s, pool.items[i], NULL);
+        dt_store_sandbox_array_free(&pool);
+    }
     dt_httpd_free(s->httpd); /* first: closing its WebSockets unsubscribes event clients */
     dt_events_free(s->events);
     if (s->engine_timer)
         uv_close((uv_handle_t *) s->engine_timer, free_handle);
+    if (s->pool_timer)
+        uv_close((uv_handle_t *) s->pool_timer, free_handle);
+    free(s->pool_org);
     for (size_t i = 0; i < ELEMENTSOF(s->keys); i++) {
         free(s->keys[i].key);
         free(s->keys[i].org);

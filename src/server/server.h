@@ -18,6 +18,7 @@ struct dt_server_config {
                               * generated, written to DATA_DIR/admin-api-key (0600) and printed */
     const char *public_url;  /* base URL clients reach us at, for toolboxProxyUrl
                               * [http://LISTEN:PORT] */
+    int warm_pool;           /* started default sandboxes kept ready for plain creates [-1 = 2] */
 };
 
 struct dt_server;

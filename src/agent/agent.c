@@ -19,6 +19,7 @@
 #include "dt/fd-util.h"
 #include "dt/fs-util.h"
 #include "dt/parse-util.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
@@ -288,16 +289,6 @@ dt_json_string_lossy(const char *s, size_t len)
     return j ? j : json_string("");
 }
 
-void
-dt_iso_time(char buf[64], int64_t unix_ms)
-{
-    time_t t = (time_t) (unix_ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (unix_ms % 1000));
-}
 
 /* ---- info routes ---- */
 

@@ -134,7 +134,5 @@ uint64_t dt_agent_oom_count(struct dt_agent *a);
 /* JSON helpers that never fail on invalid UTF-8 (file names and command output may hold any
  * bytes): invalid sequences become U+FFFD. */
 json_t *dt_json_string_lossy(const char *s, size_t len);
-/* Current time as ISO-8601 UTC with milliseconds into BUF. */
-void dt_iso_time(char buf[64], int64_t unix_ms);
 
 #endif

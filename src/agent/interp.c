@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "agent/proc.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "py_interp.h"
 #include "dt/banned.h"
@@ -662,7 +663,7 @@ ctx_new(struct dt_agent *a, const char *cwd, bool is_default)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    dt_iso_time(ctx->created, (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    format_iso8601_msec((int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, ctx->created);
     ctx->a = a;
     ctx->id = is_default ? xstrdup("default") : dt_agent_new_id(a, "ctx-");
     ctx->cwd = xstrdup(cwd);

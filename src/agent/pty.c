@@ -16,6 +16,7 @@
 #include "dt/macros.h"
 #include "dt/parse-util.h"
 #include "dt/sha1.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
@@ -78,7 +79,7 @@ pty_json(const struct dt_pty *p)
 {
     char created[64];
 
-    dt_iso_time(created, p->created_ms);
+    format_iso8601_msec(p->created_ms, created);
     return json_pack("{s:s, s:s, s:O, s:i, s:i, s:s, s:b, s:b}", "id", p->id, "cwd",
                      p->cwd ? p->cwd : p->a->workdir, "envs", p->envs, "cols", (int) p->cols,
                      "rows", (int) p->rows, "createdAt", created, "active",

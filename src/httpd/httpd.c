@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dt/httpd.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
@@ -164,17 +165,6 @@ free_strv_n(char **v, size_t n)
     free(v);
 }
 
-static void
-iso_now(char buf[64])
-{
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-}
 
 /* ---- writing ---- */
 
@@ -1347,7 +1337,7 @@ dt_httpd_reply_error(struct dt_httpd_req *req, int status, const char *source, c
                      const char *fmt, ...)
 {
     _cleanup_free_ char *msg = NULL;
-    char ts[64];
+    char ts[ISO8601_MSEC_SIZE];
     json_t *j;
     va_list ap;
 
@@ -1355,7 +1345,7 @@ dt_httpd_reply_error(struct dt_httpd_req *req, int status, const char *source, c
     if (vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
     va_end(ap);
-    iso_now(ts);
+    format_iso8601_msec(realtime_msec(), ts);
     j = json_object();
     json_object_set_new(j, "statusCode", json_integer(status));
     /* json_string() refuses invalid UTF-8 (a file name may hold anything): fall back. */

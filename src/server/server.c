@@ -19,6 +19,7 @@
 #include "dt/httpd.h"
 #include "dt/parse-util.h"
 #include "dt/store.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "server/proxy.h"
 #include "server/runner.h"
@@ -86,17 +87,6 @@ api_error_errno(struct dt_httpd_req *req, int r, const struct dt_error *err)
 
 /* ---- rendering ---- */
 
-static void
-iso_ms(char buf[64], int64_t ms)
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-
-    if (!gmtime_r(&t, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900)
-        memset(&tm, 0, sizeof(tm));
-    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ms % 1000));
-}
 
 static json_t *
 json_or(const char *text, json_t *fallback)
@@ -117,9 +107,9 @@ set_str(json_t *o, const char *k, const char *v)
 static void
 set_time(json_t *o, const char *k, int64_t ms)
 {
-    char buf[64];
+    char buf[ISO8601_MSEC_SIZE];
 
-    iso_ms(buf, ms);
+    format_iso8601_msec(ms, buf);
     json_object_set_new(o, k, json_string(buf));
 }
 

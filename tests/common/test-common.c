@@ -10,6 +10,7 @@
 #include "dt/fd-util.h"
 #include "dt/fs-util.h"
 #include "dt/parse-util.h"
+#include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "testlib.h"
 
@@ -140,13 +141,29 @@ test_fd_and_fs(void **state)
     free(dir);
 }
 
+static void
+test_iso8601(void **state)
+{
+    char buf[ISO8601_MSEC_SIZE];
+
+    format_iso8601_msec(0, buf);
+    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+    format_iso8601_msec(1795490267123LL, buf);
+    assert_string_equal(buf, "2026-11-24T03:17:47.123Z");
+    format_iso8601_msec(-1, buf); /* before the epoch: milliseconds stay positive */
+    assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+    format_iso8601_msec(INT64_MAX, buf); /* no year overflow */
+    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+    assert_true(realtime_msec() > 1700000000000LL);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_parse_u64),      cmocka_unit_test(test_parse_size),
             cmocka_unit_test(test_parse_millicpus), cmocka_unit_test(test_error_context),
-            cmocka_unit_test(test_fd_and_fs),
+            cmocka_unit_test(test_fd_and_fs),      cmocka_unit_test(test_iso8601),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,5 +9,6 @@
  * Exit status: the command's (128+signal when killed); 125 for bad input or a setup failure. */
 int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_org(int argc, char **argv);
 
 #endif

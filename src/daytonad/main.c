@@ -14,6 +14,7 @@ usage(FILE *f)
                "\n"
                "Commands:\n"
                "  serve     run the API server (see 'daytonad serve --help')\n"
+               "  org       create an organization with its own API key ('daytonad org --help')\n"
                "  run       run a command in a throwaway sandbox (see 'daytonad run --help')\n"
                "  version   print the version\n");
 }
@@ -39,6 +40,8 @@ main(int argc, char **argv)
     }
     if (!strcmp(cmd, "serve"))
         return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "org"))
+        return cmd_org(argc - 1, argv + 1);
     fprintf(stderr, "daytonad: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

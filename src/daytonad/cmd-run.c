@@ -8,11 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +17,7 @@
 #include "dt/parse-util.h"
 #include "dt/runtime.h"
 #include "dt/xalloc.h"
+#include "server/agent-launch.h"
 #include "dt/banned.h"
 
 #define EXIT_SETUP 125
@@ -233,23 +230,9 @@ parse_args(int argc, char **argv, struct run_opts *o, struct dt_error **err)
         return dt_error_set(err, EINVAL, "missing CMD (see 'daytonad run --help')");
     if (o->agent_socket) {
         /* The agent is init (as root of the sandbox); the user and cwd are its business. */
-        strv_push(&o->plan.args, "daytona-agent");
-        strv_push(&o->plan.args, "--oom-fd");
-        strv_push(&o->plan.args, "4");
-        strv_push(&o->plan.args, "--cgroup-fds-from");
-        strv_push(&o->plan.args, "5");
-        if (o->plan.user) {
-            strv_push(&o->plan.args, "--user");
-            strv_push(&o->plan.args, o->plan.user);
-            free(o->plan.user);
-            o->plan.user = NULL;
-        }
-        if (o->plan.cwd) {
-            strv_push(&o->plan.args, "--workdir");
-            strv_push(&o->plan.args, o->plan.cwd);
-        }
-        strv_push(&o->plan.env, "LISTEN_FDS=1");
-        o->plan.init_leaf = true;
+        dt_agent_plan(&o->plan, o->plan.user, o->plan.cwd);
+        free(o->plan.user);
+        o->plan.user = NULL;
         if (optind < argc)
             strv_push(&o->plan.args, "--");
     }
@@ -300,93 +283,24 @@ wait_forwarding_signals(struct dt_sandbox *sb, struct dt_exit *e, struct dt_erro
     return dt_sandbox_wait(sb, false, e, err);
 }
 
-/* The agent binary: next to ours (build/bin/, /usr/libexec/...), or $DAYTONA_AGENT_BIN. */
-static int
-open_agent_binary(int *ret_fd, struct dt_error **err)
-{
-    const char *env = secure_getenv("DAYTONA_AGENT_BIN");
-    _cleanup_free_ char *self = realpath("/proc/self/exe", NULL);
-    _cleanup_free_ char *path = NULL;
-    int fd;
-
-    if (env && *env)
-        path = xstrdup(env);
-    else {
-        char *slash = self ? strrchr(self, '/') : NULL;
-        if (!slash)
-            return dt_error_errno(err, errno, "find our own binary");
-        *slash = 0;
-        path = xasprintf("%s/daytona-agent", self);
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dt_error_errno(err, errno, "agent binary '%s' (set DAYTONA_AGENT_BIN)", path);
-    *ret_fd = fd;
-    return 0;
-}
-
-/* A listening unix socket at PATH, mode 0600 (root only: it is the sandbox's control channel). */
-static int
-listen_unix(const char *path, int *ret_fd, struct dt_error **err)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-    int fd;
-
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return dt_error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return dt_error_set(err, EEXIST, "%s exists and is not a socket", path);
-        (void) unlink(path);
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return dt_error_errno(err, errno, "socket");
-    mode_t old = umask(0077);
-    int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
-    umask(old);
-    if (r < 0 || listen(fd, 128) < 0) {
-        r = dt_error_errno(err, errno, "listen on %s", path);
-        close(fd);
-        return r;
-    }
-    *ret_fd = fd;
-    return 0;
-}
-
+/* Run the agent (next to our binary, or $DAYTONA_AGENT_BIN) as SB's init on SOCKET_PATH. */
 static int
 start_agent(struct dt_sandbox *sb, const char *socket_path, struct dt_error **err)
 {
-    _cleanup_close_ int exe = -EBADF, lfd = -EBADF, oomfd = -EBADF;
-    struct dt_start_opts so = {.stdio_fds = {0, 1, 2}};
-    int fds[2];
-    int r;
+    static const int stdio[3] = {0, 1, 2};
+    const char *bin = secure_getenv("DAYTONA_AGENT_BIN");
+    _cleanup_close_ int exe = -EBADF;
+    int protect = 0, r;
 
-    r = open_agent_binary(&exe, err);
+    r = dt_agent_open_binary(bin && *bin ? bin : NULL, &exe, err);
+    if (r < 0)
+        return dt_error_wrap(err, "set DAYTONA_AGENT_BIN to the daytona-agent binary");
+    r = dt_agent_start(sb, exe, socket_path, stdio, &protect, err);
     if (r < 0)
         return r;
-    r = dt_sandbox_open_oom_file(sb, &oomfd, err);
-    if (r < 0)
-        return r;
-    r = listen_unix(socket_path, &lfd, err);
-    if (r < 0)
-        return r;
-    fds[0] = lfd;
-    fds[1] = oomfd;
-    so.extra_fds = fds;
-    so.n_extra_fds = 2;
-    so.exec_fd = exe;
-    so.protect_init = true;
-    r = dt_sandbox_start_opts(sb, &so, err);
-    if (r < 0) {
-        (void) unlink(socket_path);
-        return r;
-    }
-    if (so.protect_result < 0)
+    if (protect < 0)
         fprintf(stderr, "daytonad: warning: the agent is not protected from the OOM killer "
-                        "(oom_adj: %s; this needs CAP_SYS_RESOURCE)\n", strerror(-so.protect_result));
+                        "(oom_adj: %s; this needs CAP_SYS_RESOURCE)\n", strerror(-protect));
     return 0;
 }
 

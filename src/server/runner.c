@@ -9,9 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -20,6 +18,7 @@
 #include "dt/fs-util.h"
 #include "dt/macros.h"
 #include "dt/xalloc.h"
+#include "server/agent-launch.h"
 #include "server/runner.h"
 #include "dt/banned.h"
 
@@ -435,31 +434,6 @@ plan_load(const char *dir, const char *id, struct dt_plan *plan, struct dt_error
 /* ---- runner ------------------------------------------------------------------------------ */
 
 static int
-open_agent_binary(const char *path, int *ret_fd, struct dt_error **err)
-{
-    _cleanup_free_ char *self = NULL, *def = NULL;
-    if (!path) {
-        self = realpath("/proc/self/exe", NULL);
-        char *slash = self ? strrchr(self, '/') : NULL;
-        if (!slash)
-            return dt_error_errno(err, errno, "find our own binary");
-        *slash = 0;
-        def = xasprintf("%s/daytona-agent", self);
-        path = def;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dt_error_errno(err, errno, "open agent binary '%s'", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
-        safe_close(fd);
-        return dt_error_set(err, ENOEXEC, "agent binary '%s' is not an executable file", path);
-    }
-    *ret_fd = fd;
-    return 0;
-}
-
-static int
 runner_init(struct dt_runner *r, const struct dt_runner_config *cfg, struct dt_error **err)
 {
     _cleanup_free_ char *state = xasprintf("%s/runtime", cfg->data_dir);
@@ -471,7 +445,7 @@ runner_init(struct dt_runner *r, const struct dt_runner_config *cfg, struct dt_e
     k = mkdir_p(state, 0700);
     if (k < 0)
         return dt_error_errno(err, k, "create '%s'", state);
-    k = open_agent_binary(cfg->agent_binary, &r->agent_fd, err);
+    k = dt_agent_open_binary(cfg->agent_binary, &r->agent_fd, err);
     if (k < 0)
         return k;
     struct dt_runtime_config rc = {
@@ -525,40 +499,6 @@ dt_runner_agent_socket(struct dt_runner *r, const char *id)
     return xasprintf("%s/%s/agent.sock", r->sandboxes_dir, id);
 }
 
-/* A listening unix socket at PATH, mode 0600 (root only: it is the sandbox's control channel).
- * Bound under a temporary name and renamed, so whoever sees PATH can connect. */
-static int
-listen_unix(const char *path, int *ret_fd, struct dt_error **err)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    _cleanup_free_ char *tmp = xasprintf("%s.%d.tmp", path, (int) getpid());
-    _cleanup_close_ int fd = -EBADF;
-    struct stat st;
-    int r;
-
-    if (strlen(tmp) >= sizeof(sa.sun_path))
-        return dt_error_set(err, ENAMETOOLONG, "socket path too long: %s", tmp);
-    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-        return dt_error_set(err, EEXIST, "%s exists and is not a socket", path);
-    memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
-    (void) unlink(tmp);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return dt_error_errno(err, errno, "socket");
-    mode_t old = umask(0077);
-    r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
-    umask(old);
-    if (r < 0)
-        return dt_error_errno(err, errno, "bind %s", tmp);
-    if (chmod(tmp, 0600) < 0 || listen(fd, 128) < 0 || rename(tmp, path) < 0) {
-        r = dt_error_errno(err, errno, "listen on %s", path);
-        (void) unlink(tmp);
-        return r;
-    }
-    *ret_fd = TAKE_FD(fd);
-    return 0;
-}
-
 /* The agent's stdout/stderr: DIR/agent.log, appended to, restarted when past AGENT_LOG_MAX. */
 static int
 open_agent_log(const char *dir)
@@ -571,41 +511,20 @@ open_agent_log(const char *dir)
     return fd;
 }
 
-/* Start the opened, stopped sandbox of E with the agent as init (as cmd-run.c's start_agent):
- * fd 3 the listening socket, 4 the OOM counter file, from 5 the workload's cgroup.procs. */
+/* Start the opened, stopped sandbox of E with the agent as init (agent-launch.h), its output
+ * going to the sandbox's agent.log. */
 static int
 start_agent(struct dt_runner *r, struct entry *e, struct dt_error **err)
 {
     _cleanup_free_ char *dir = sandbox_dir(r, e->id);
     _cleanup_free_ char *sock = dt_runner_agent_socket(r, e->id);
-    _cleanup_close_ int lfd = -EBADF, oomfd = -EBADF, logfd = -EBADF;
-    struct dt_start_opts so = {.stdio_fds = {-1, -1, -1}};
-    int fds[2];
+    _cleanup_close_ int logfd = open_agent_log(dir);
+    int stdio[3] = { -1, logfd < 0 ? -1 : logfd, logfd < 0 ? -1 : logfd };
     int k;
 
-    k = dt_sandbox_open_oom_file(e->sb, &oomfd, err);
-    if (k < 0)
-        return k;
-    k = listen_unix(sock, &lfd, err);
+    k = dt_agent_start(e->sb, r->agent_fd, sock, stdio, NULL, err);
     if (k < 0)
         return dt_error_wrap(err, "start sandbox '%s'", e->id);
-    logfd = open_agent_log(dir);
-    so.stdio_fds[1] = so.stdio_fds[2] = logfd; /* -errno when it failed: /dev/null then */
-    if (logfd < 0)
-        so.stdio_fds[1] = so.stdio_fds[2] = -1;
-    fds[0] = lfd;
-    fds[1] = oomfd;
-    so.extra_fds = fds;
-    so.n_extra_fds = ELEMENTSOF(fds);
-    so.exec_fd = r->agent_fd;
-    /* The OOM killer picks the workload, never the agent (protect_result < 0 without
-     * CAP_SYS_RESOURCE: the sandbox works anyway). */
-    so.protect_init = true;
-    k = dt_sandbox_start_opts(e->sb, &so, err);
-    if (k < 0) {
-        (void) unlink(sock);
-        return k;
-    }
     k = watch(r, e, err);
     if (k < 0) {
         (void) dt_sandbox_stop(e->sb, 0, NULL);
@@ -631,25 +550,16 @@ build_plan(const struct dt_runner_spec *spec, const char *rootfs, struct dt_plan
     p->pids_max = PIDS_MAX;
     /* An ext4 image: the quota holds, and the writable layer survives stop/start. */
     p->disk_bytes = (uint64_t) spec->disk_gib * GIB;
-    p->init_leaf = true;
     /* The hostname is the runtime's default, the sandbox id: what Daytona shows, and it lets a
      * user match a shell prompt to a sandbox. */
     for (char **v = spec->env; v && *v; v++)
         strv_push(&p->env, *v);
-    strv_push(&p->env, "LISTEN_FDS=1");
     p->net_mode = DT_NET_BRIDGE;
     p->block_all_egress = spec->network_block_all;
     for (char **v = spec->network_allow; v && *v; v++)
         strv_push(&p->allow_cidrs, *v);
     dt_rootfs_default_binds(p);
-    /* The agent is init (as root of the sandbox); it runs processes as the user itself. */
-    strv_push(&p->args, "daytona-agent");
-    strv_push(&p->args, "--oom-fd");
-    strv_push(&p->args, "4");
-    strv_push(&p->args, "--cgroup-fds-from");
-    strv_push(&p->args, "5");
-    strv_push(&p->args, "--user");
-    strv_push(&p->args, spec->user && *spec->user ? spec->user : "daytona");
+    dt_agent_plan(p, spec->user && *spec->user ? spec->user : "daytona", NULL);
 }
 
 /* Open the existing sandbox ID from its persisted plan: lock its slot, load it from the runtime

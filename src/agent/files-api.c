@@ -179,8 +179,12 @@ route_permissions(struct dt_agent *a, struct dt_httpd_req *req, const char *cons
                  err, NULL);
 }
 
+/* find (content) and search (names) take the same query: path and pattern. */
+typedef int (*pattern_fn)(const struct dt_fs_ctx *c, const char *path, const char *pattern,
+                          json_t **ret, bool *truncated, struct dt_error **err);
+
 static void
-route_find(struct dt_agent *a, struct dt_httpd_req *req, const char *const *params)
+route_pattern(struct dt_agent *a, struct dt_httpd_req *req, pattern_fn fn)
 {
     _cleanup_error_ struct dt_error *err = NULL;
     _cleanup_free_ char *path = query_path(a, req, "path");
@@ -194,27 +198,20 @@ route_find(struct dt_agent *a, struct dt_httpd_req *req, const char *const *para
     if (!pattern || !*pattern)
         return dt_agent_error(req, 400, "BAD_REQUEST", "query parameter 'pattern' is required");
     fs_ctx(a, &c);
-    r = dt_fs_find(&c, path, pattern, &j, NULL, &err);
+    r = fn(&c, path, pattern, &j, NULL, &err);
     reply_result(req, r, err, j);
+}
+
+static void
+route_find(struct dt_agent *a, struct dt_httpd_req *req, const char *const *params)
+{
+    route_pattern(a, req, dt_fs_find);
 }
 
 static void
 route_search(struct dt_agent *a, struct dt_httpd_req *req, const char *const *params)
 {
-    _cleanup_error_ struct dt_error *err = NULL;
-    _cleanup_free_ char *path = query_path(a, req, "path");
-    const char *pattern = dt_httpd_req_query(req, "pattern");
-    struct dt_fs_ctx c;
-    json_t *j = NULL;
-    int r;
-
-    if (!path)
-        return;
-    if (!pattern || !*pattern)
-        return dt_agent_error(req, 400, "BAD_REQUEST", "query parameter 'pattern' is required");
-    fs_ctx(a, &c);
-    r = dt_fs_search(&c, path, pattern, &j, NULL, &err);
-    reply_result(req, r, err, j);
+    route_pattern(a, req, dt_fs_search);
 }
 
 static void

@@ -176,6 +176,8 @@ struct dt_store_snapshot {
     int64_t created_at_ms;
     int64_t updated_at_ms;
     int64_t last_used_at_ms;
+    char *image_json;      /* the image (struct dt_image as JSON) once active, else NULL */
+    bool general;          /* visible to every organization (found by id or name, listed) */
 };
 
 struct dt_store_volume {
@@ -401,7 +403,9 @@ int dt_store_snapshot_find(struct dt_store *s, const char *org_id, const char *i
 int dt_store_snapshot_update(struct dt_store *s, struct dt_store_snapshot *sn,
                              struct dt_error **err);
 int dt_store_snapshot_delete(struct dt_store *s, const char *id, struct dt_error **err);
-/* Page PAGE (1-based) of LIMIT snapshots of ORG_ID, newest first; *ret_total all of them. */
+/* Page PAGE (1-based) of LIMIT snapshots of ORG_ID and the general ones, newest first;
+ * *ret_total all of them. Lookups by id or name also see general snapshots (the org's own
+ * first). */
 int dt_store_snapshot_list(struct dt_store *s, const char *org_id, uint64_t page, uint64_t limit,
                            struct dt_store_snapshot_array *ret, uint64_t *ret_total,
                            struct dt_error **err);

@@ -1178,6 +1178,55 @@ dt_sandbox_resize_disk(struct dt_sandbox *sb, uint64_t new_bytes, struct dt_erro
 }
 
 int
+dt_sandbox_open_upper(struct dt_sandbox *sb, int *ret_fd, uid_t *ret_uid_base,
+                      struct dt_error **err)
+{
+    int upper = -EBADF, work = -EBADF, r;
+
+    if (sb->pid > 0)
+        return dt_error_set(err, EBUSY, "sandbox '%s' is running", sb->plan.id);
+    if (sb->plan.ephemeral)
+        return dt_error_set(err, ENOTSUP, "sandbox '%s' is ephemeral: its files are gone",
+                            sb->plan.id);
+    r = open_writable_layer(sb, &upper, &work, err);
+    if (r < 0)
+        return r;
+    safe_close(work);
+    /* An O_PATH fd cannot be read as a directory: reopen it for the caller's walk. */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", upper);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    r = fd < 0 ? dt_error_errno(err, errno, "open the writable layer of '%s'", sb->plan.id) : 0;
+    safe_close(upper);
+    /* The fd pins the disk image's mount: ours can go. */
+    sb->disk_mntfd = safe_close(sb->disk_mntfd);
+    if (r < 0)
+        return r;
+    *ret_fd = fd;
+    *ret_uid_base = sb->uid_base;
+    return 0;
+}
+
+int
+dt_sandbox_take_upper(struct dt_sandbox *sb, const char *dest, uid_t *ret_uid_base,
+                      struct dt_error **err)
+{
+    if (sb->pid > 0)
+        return dt_error_set(err, EBUSY, "sandbox '%s' is running", sb->plan.id);
+    if (sb->plan.ephemeral || sb->plan.disk_bytes > 0)
+        return dt_error_set(err, EXDEV, "the writable layer of sandbox '%s' is not a plain "
+                            "directory", sb->plan.id);
+    if (renameat(sb->dirfd, "upper", AT_FDCWD, dest) < 0)
+        return dt_error_errno(err, errno, "move the writable layer of '%s' to '%s'",
+                              sb->plan.id, dest);
+    if (mkdirat(sb->dirfd, "upper", 0755) < 0 ||
+        fchownat(sb->dirfd, "upper", sb->uid_base, sb->uid_base, 0) < 0)
+        return dt_error_errno(err, errno, "recreate the writable layer of '%s'", sb->plan.id);
+    *ret_uid_base = sb->uid_base;
+    return 0;
+}
+
+int
 dt_sandbox_destroy(struct dt_sandbox *sb, struct dt_error **err)
 {
     int r = dt_sandbox_stop(sb, 0, err);

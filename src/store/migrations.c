@@ -103,6 +103,11 @@ const char *const dt__store_migrations[] = {
     "  last_used_at BIGINT NOT NULL,"
     "  UNIQUE (organization_id, name));"
     "CREATE INDEX volumes_org_created ON volumes (organization_id, created_at, id);",
+
+    /* 2: a snapshot's image (layers and runtime config, JSON) and whether every organization
+     * may use it (the default snapshot). */
+    "ALTER TABLE snapshots ADD COLUMN image TEXT;"
+    "ALTER TABLE snapshots ADD COLUMN general INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t dt__store_n_migrations = ELEMENTSOF(dt__store_migrations);

@@ -125,6 +125,8 @@ static const struct col snapshot_cols[] = {
     C(dt_store_snapshot, created_at_ms, "created_at", COL_I64),
     C(dt_store_snapshot, updated_at_ms, "updated_at", COL_I64),
     C(dt_store_snapshot, last_used_at_ms, "last_used_at", COL_I64),
+    C(dt_store_snapshot, image_json, "image", COL_TEXT),
+    C(dt_store_snapshot, general, "general", COL_BOOL),
 };
 
 static const struct col volume_cols[] = {
@@ -720,13 +722,18 @@ build_sql(struct sqlite_store *st)
     q[Q_LABEL_CLEAR] = xstrdup("DELETE FROM sandbox_labels WHERE sandbox_id = ?");
     q[Q_SN_INSERT] = sql_insert(&t_snapshot);
     q[Q_SN_BY_ID] = sql_select(&t_snapshot, "WHERE id = ?");
-    q[Q_SN_BY_ID_ORG] = sql_select(&t_snapshot, "WHERE id = ? AND organization_id = ?");
-    q[Q_SN_BY_NAME_ORG] = sql_select(&t_snapshot, "WHERE name = ? AND organization_id = ?");
+    /* General snapshots (the default one) are visible to every organization; an
+     * organization's own snapshot of the same name comes first. */
+    q[Q_SN_BY_ID_ORG] = sql_select(&t_snapshot, "WHERE id = ? AND (organization_id = ? OR "
+                                                "general = 1)");
+    q[Q_SN_BY_NAME_ORG] = sql_select(&t_snapshot, "WHERE name = ? AND (organization_id = ? OR "
+                                                  "general = 1) ORDER BY general LIMIT 1");
     q[Q_SN_UPDATE] = sql_update(&t_snapshot, "");
     q[Q_SN_DELETE] = xstrdup("DELETE FROM snapshots WHERE id = ?");
-    q[Q_SN_LIST] = sql_select(&t_snapshot, "WHERE organization_id = ? "
+    q[Q_SN_LIST] = sql_select(&t_snapshot, "WHERE organization_id = ? OR general = 1 "
                                            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
-    q[Q_SN_COUNT] = xstrdup("SELECT COUNT(*) FROM snapshots WHERE organization_id = ?");
+    q[Q_SN_COUNT] = xstrdup("SELECT COUNT(*) FROM snapshots WHERE organization_id = ? OR "
+                            "general = 1");
     q[Q_VOL_INSERT] = sql_insert(&t_volume);
     q[Q_VOL_BY_ID] = sql_select(&t_volume, "WHERE id = ?");
     q[Q_VOL_BY_ID_ORG] = sql_select(&t_volume, "WHERE id = ? AND organization_id = ?");

@@ -193,6 +193,7 @@ dt_store_snapshot_free(struct dt_store_snapshot *s)
     free(s->entrypoint_json);
     free(s->error_reason);
     free(s->build_info_json);
+    free(s->image_json);
     free(s);
 }
 

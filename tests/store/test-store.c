@@ -710,6 +710,41 @@ test_snapshots_volumes(void **state)
     assert_int_equal(sa.n, 0);
     dt_store_snapshot_array_free(&sa);
 
+    /* A general snapshot: every organization finds and lists it; its own name wins. */
+    struct dt_store_snapshot *gen = xcalloc(1, sizeof(*gen));
+    gen->organization_id = xstrdup(other->id);
+    gen->name = xstrdup("shared");
+    gen->state = DT_SNAPSHOT_ACTIVE;
+    gen->general = true;
+    gen->image_json = xstrdup("{\"layers\":[]}");
+    ASSERT_OK(dt_store_snapshot_insert(f->s, gen, &_e));
+    ASSERT_OK(dt_store_snapshot_find(f->s, f->org->id, "shared", &g, &_e));
+    assert_true(g->general);
+    assert_string_equal(g->image_json, "{\"layers\":[]}");
+    assert_string_equal(g->organization_id, other->id);
+    dt_store_snapshot_free(g);
+    g = NULL;
+    ASSERT_OK(dt_store_snapshot_find(f->s, f->org->id, gen->id, &g, &_e));
+    dt_store_snapshot_free(g);
+    g = NULL;
+    ASSERT_OK(dt_store_snapshot_list(f->s, f->org->id, 1, 100, &sa, &total, &_e));
+    assert_int_equal(total, 7);
+    dt_store_snapshot_array_free(&sa);
+    struct dt_store_snapshot *own = xcalloc(1, sizeof(*own));
+    own->organization_id = xstrdup(f->org->id);
+    own->name = xstrdup("shared");
+    own->state = DT_SNAPSHOT_PENDING;
+    ASSERT_OK(dt_store_snapshot_insert(f->s, own, &_e));
+    ASSERT_OK(dt_store_snapshot_find(f->s, f->org->id, "shared", &g, &_e));
+    assert_string_equal(g->id, own->id);
+    assert_false(g->general);
+    dt_store_snapshot_free(g);
+    g = NULL;
+    ASSERT_OK(dt_store_snapshot_delete(f->s, own->id, &_e));
+    ASSERT_OK(dt_store_snapshot_delete(f->s, gen->id, &_e));
+    dt_store_snapshot_free(own);
+    dt_store_snapshot_free(gen);
+
     ASSERT_OK(dt_store_snapshot_delete(f->s, sn->id, &_e));
     ASSERT_ERR(dt_store_snapshot_delete(f->s, sn->id, &e), ENOENT);
     ASSERT_ERR(dt_store_snapshot_update(f->s, sn, &e), ENOENT);

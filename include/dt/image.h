@@ -62,6 +62,10 @@ int dt_imgstore_layer_size(const struct dt_imgstore *s, const char *id, uint64_t
 int dt_imgstore_image_layers(const struct dt_imgstore *s, const struct dt_image *img,
                              char ***ret, struct dt_error **err);
 
+/* Whether IMG's /etc/passwd (the topmost layer that has one) names user NAME. */
+bool dt_imgstore_image_has_user(const struct dt_imgstore *s, const struct dt_image *img,
+                                const char *name);
+
 /* Start a new layer: an empty directory under DIR/tmp (mode 0755, owned by root): *RET_PATH
  * (malloc'ed) and an O_DIRECTORY fd to it. Finish with commit or abort. */
 int dt_imgstore_layer_begin(struct dt_imgstore *s, char **ret_path, int *ret_dirfd,

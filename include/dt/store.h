@@ -405,7 +405,7 @@ int dt_store_snapshot_update(struct dt_store *s, struct dt_store_snapshot *sn,
 int dt_store_snapshot_delete(struct dt_store *s, const char *id, struct dt_error **err);
 /* Page PAGE (1-based) of LIMIT snapshots of ORG_ID and the general ones, newest first;
  * *ret_total all of them. Lookups by id or name also see general snapshots (the org's own
- * first). */
+ * first). ORG_ID NULL: every snapshot of every organization. */
 int dt_store_snapshot_list(struct dt_store *s, const char *org_id, uint64_t page, uint64_t limit,
                            struct dt_store_snapshot_array *ret, uint64_t *ret_total,
                            struct dt_error **err);

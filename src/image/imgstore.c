@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include "dt/fd-util.h"
 #include "dt/fs-util.h"
@@ -136,6 +139,39 @@ dt_imgstore_image_layers(const struct dt_imgstore *s, const struct dt_image *img
     }
     *ret = v;
     return 0;
+}
+
+bool
+dt_imgstore_image_has_user(const struct dt_imgstore *s, const struct dt_image *img,
+                           const char *name)
+{
+    size_t n = strv_length(img->layers), len = strlen(name);
+    struct open_how how = {
+        .flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+
+    for (size_t i = n; i-- > 0;) {
+        _cleanup_free_ char *dir = dt_imgstore_layer_path(s, img->layers[i]);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+
+        if (dfd < 0)
+            return false;
+        if (fstatat(dfd, "etc/passwd", &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (!S_ISREG(st.st_mode))
+            return false; /* a whiteout, or something odd: no readable passwd here */
+        _cleanup_close_ int fd = (int) syscall(SYS_openat2, dfd, "etc/passwd", &how, sizeof(how));
+        if (fd < 0 || read_fd_all(fd, 4u << 20, &text, NULL) < 0)
+            return false;
+        for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+            if (strncmp(l, name, len) == 0 && l[len] == ':')
+                return true;
+        return false;
+    }
+    return false;
 }
 
 int

@@ -537,11 +537,16 @@ start_agent(struct dt_runner *r, struct entry *e, struct dt_error **err)
 static void
 build_plan(const struct dt_runner_spec *spec, const char *rootfs, struct dt_plan *p)
 {
+    bool own_image = spec->layers && spec->layers[0];
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t max_mcpu = (uint64_t) (ncpu > 0 ? ncpu : 1) * 1000;
 
     p->id = xstrdup(spec->id);
-    strv_push(&p->layers, rootfs);
+    if (own_image)
+        for (char *const *l = spec->layers; *l; l++)
+            strv_push(&p->layers, *l);
+    else
+        strv_push(&p->layers, rootfs);
     p->memory_bytes = spec->memory_gib ? (uint64_t) spec->memory_gib * GIB : DT_LIMIT_UNLIMITED;
     p->cpu_millicpus = DT_LIMIT_UNLIMITED;
     if (spec->cpu)
@@ -552,14 +557,29 @@ build_plan(const struct dt_runner_spec *spec, const char *rootfs, struct dt_plan
     p->disk_bytes = (uint64_t) spec->disk_gib * GIB;
     /* The hostname is the runtime's default, the sandbox id: what Daytona shows, and it lets a
      * user match a shell prompt to a sandbox. */
+    /* The image's ENV first, then the sandbox's: the sandbox's value of a name wins. */
+    for (char *const *v = spec->image_env; v && *v; v++) {
+        size_t k = strcspn(*v, "=");
+        bool overridden = false;
+        for (char **w = spec->env; w && *w && !overridden; w++)
+            overridden = strncmp(*w, *v, k + 1) == 0;
+        if (!overridden)
+            strv_push(&p->env, *v);
+    }
     for (char **v = spec->env; v && *v; v++)
         strv_push(&p->env, *v);
     p->net_mode = DT_NET_BRIDGE;
     p->block_all_egress = spec->network_block_all;
     for (char **v = spec->network_allow; v && *v; v++)
         strv_push(&p->allow_cidrs, *v);
-    dt_rootfs_default_binds(p);
-    dt_agent_plan(p, spec->user && *spec->user ? spec->user : "daytona", NULL);
+    if (!own_image)
+        dt_rootfs_default_binds(p);
+    dt_agent_plan(p, spec->user && *spec->user ? spec->user : "daytona", spec->workdir);
+    if (spec->entrypoint && spec->entrypoint[0]) {
+        strv_push(&p->args, "--");
+        for (char *const *a = spec->entrypoint; *a; a++)
+            strv_push(&p->args, *a);
+    }
 }
 
 /* Open the existing sandbox ID from its persisted plan: lock its slot, load it from the runtime
@@ -646,11 +666,11 @@ create_new(struct dt_runner *r, const struct dt_runner_spec *spec, struct entry 
     struct dt_plan plan;
     int lockfd = -EBADF, k;
 
-    if (spec->snapshot && spec->snapshot[0] && strcmp(spec->snapshot, "default") != 0)
-        return dt_error_set(err, ENOENT, "snapshot '%s' not found", spec->snapshot);
-    k = dt_rootfs_default_ensure(r->data_dir, &rootfs, err);
-    if (k < 0)
-        return k;
+    if (!spec->layers || !spec->layers[0]) {
+        k = dt_rootfs_default_ensure(r->data_dir, &rootfs, err);
+        if (k < 0)
+            return k;
+    }
     dt_plan_init(&plan);
     k = dt_runtime_acquire_slot(r->rt, &plan.slot, &lockfd, err);
     if (k >= 0) {
@@ -669,6 +689,17 @@ create_new(struct dt_runner *r, const struct dt_runner_spec *spec, struct entry 
     }
     *ret = entry_add(r, spec->id, sb, lockfd);
     return 0;
+}
+
+bool
+dt_runner_has_plan(struct dt_runner *r, const char *id)
+{
+    struct stat st;
+
+    if (!id_is_valid(id))
+        return false;
+    _cleanup_free_ char *plan = xasprintf("%s/%s/" PLAN_FILE, r->sandboxes_dir, id);
+    return stat(plan, &st) == 0;
 }
 
 int

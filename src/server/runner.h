@@ -37,11 +37,17 @@ struct dt_runner_config {
 /* What a sandbox is made of: from the API's create request, validated by the caller. */
 struct dt_runner_spec {
     const char *id;           /* the sandbox id (uuid): names its state dir and cgroup */
-    const char *snapshot;     /* NULL/""/"default": the default snapshot */
+    const char *snapshot;     /* informational; what runs is LAYERS (or the default rootfs) */
+    char *const *layers;      /* NULL-terminated image layer paths, TOPMOST first; NULL: the
+                               * built-in default root filesystem (see dt_rootfs_default_ensure) */
+    char *const *image_env;   /* the image's "K=V" env (ENV), overridden by ENV below; or NULL */
+    char *const *entrypoint;  /* the image's ENTRYPOINT + CMD, run in the agent's "entrypoint"
+                               * session; NULL or empty: none */
+    const char *workdir;      /* the image's WORKDIR; NULL: the user's home */
     uint32_t cpu;             /* vCPUs (1..; capped to the host's CPUs); 0 = unlimited */
     uint32_t memory_gib;      /* GiB; 0 = unlimited */
     uint32_t disk_gib;        /* GiB of writable disk (an ext4 image); 0 = no quota */
-    const char *user;         /* sandbox user, NULL = "daytona" */
+    const char *user;         /* sandbox user ("name", "uid[:gid]"); NULL = "daytona" */
     char **env;               /* NULL-terminated "K=V" (the sandbox's env), or NULL */
     bool network_block_all;
     char **network_allow;     /* NULL-terminated CIDRs, or NULL */
@@ -62,7 +68,7 @@ void dt_runner_free(struct dt_runner *r);
  * under DATA_DIR/sandboxes/<id>) is taken from its persisted plan, and SPEC's resources are then
  * ignored: one whose init still runs (after a daytonad restart) is only re-adopted; a stopped one
  * is started again with its files intact. Already running in this runner: 0.
- * Returns 0, -ENOENT for an unknown snapshot, -EAGAIN when no slot is left, -EBUSY when the
+ * Returns 0, -EAGAIN when no slot is left, -EBUSY when the
  * sandbox's slot is held by another process, or -errno with *err set. */
 int dt_runner_start(struct dt_runner *r, const struct dt_runner_spec *spec, struct dt_error **err);
 /* Stop the sandbox (SIGTERM to the agent, which stops everything; SIGKILL after a 5 s grace, or
@@ -72,6 +78,8 @@ int dt_runner_stop(struct dt_runner *r, const char *id, bool force, struct dt_er
  * DATA_DIR/sandboxes/<id>) and release its slot. Works on sandboxes this runner has not opened
  * yet (after a restart). Idempotent (an unknown id is success). */
 int dt_runner_destroy(struct dt_runner *r, const char *id, struct dt_error **err);
+/* Whether sandbox ID exists on disk (has a persisted plan): starting it needs no snapshot. */
+bool dt_runner_has_plan(struct dt_runner *r, const char *id);
 /* Whether the sandbox runs, as far as this runner knows: only sandboxes it opened count, so
  * after a restart daytonad calls dt_runner_start() for each sandbox it believes started (that
  * re-adopts it, or restarts it if its init died meanwhile). */

@@ -17,6 +17,7 @@
 #include "dt/fd-util.h"
 #include "dt/fs-util.h"
 #include "dt/httpd.h"
+#include "dt/image.h"
 #include "dt/parse-util.h"
 #include "dt/store.h"
 #include "dt/time-util.h"
@@ -35,24 +36,13 @@
 #define POOL_ORG_NAME  "warm-pool"
 
 
-/* A request after authentication. */
-struct call {
-    struct dt_server *s;
-    struct dt_httpd_req *req;
-    char *org; /* organization of the caller's key */
-    uint64_t start_ns;
-};
 
 /* Upper bounds (seconds) of the latency histogram buckets; the last one is +Inf. */
 static const double metrics_bounds[12] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                            0.1,   0.25,   0.5,   1,    5,     0 };
 
-static void
-api_error(struct dt_httpd_req *req, int status, const char *code, const char *fmt, ...)
-    _printf_(4, 5);
-
-static void
-api_error(struct dt_httpd_req *req, int status, const char *code, const char *fmt, ...)
+void
+dt_api_error(struct dt_httpd_req *req, int status, const char *code, const char *fmt, ...)
 {
     _cleanup_free_ char *msg = NULL;
     va_list ap;
@@ -64,32 +54,32 @@ api_error(struct dt_httpd_req *req, int status, const char *code, const char *fm
 }
 
 /* A store or runner error: status from the errno, message from the error. */
-static void
-api_error_errno(struct dt_httpd_req *req, int r, const struct dt_error *err)
+void
+dt_api_error_errno(struct dt_httpd_req *req, int r, const struct dt_error *err)
 {
     const char *msg = err && err->message ? err->message : strerror(r < 0 ? -r : r);
 
     switch (r < 0 ? -r : r) {
     case ENOENT:
-        return api_error(req, 404, "NOT_FOUND", "%s", msg);
+        return dt_api_error(req, 404, "NOT_FOUND", "%s", msg);
     case EEXIST:
     case ESTALE:
     case EBUSY:
-        return api_error(req, 409, "CONFLICT", "%s", msg);
+        return dt_api_error(req, 409, "CONFLICT", "%s", msg);
     case EINVAL:
-        return api_error(req, 400, "BAD_REQUEST", "%s", msg);
+        return dt_api_error(req, 400, "BAD_REQUEST", "%s", msg);
     case ENOSPC:
-        return api_error(req, 503, "SERVICE_UNAVAILABLE", "%s", msg);
+        return dt_api_error(req, 503, "SERVICE_UNAVAILABLE", "%s", msg);
     default:
-        return api_error(req, 500, "INTERNAL_SERVER_ERROR", "%s", msg);
+        return dt_api_error(req, 500, "INTERNAL_SERVER_ERROR", "%s", msg);
     }
 }
 
 /* ---- rendering ---- */
 
 
-static json_t *
-json_or(const char *text, json_t *fallback)
+json_t *
+dt_json_or(const char *text, json_t *fallback)
 {
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     if (!j)
@@ -98,14 +88,14 @@ json_or(const char *text, json_t *fallback)
     return j;
 }
 
-static void
-set_str(json_t *o, const char *k, const char *v)
+void
+dt_json_set_str(json_t *o, const char *k, const char *v)
 {
     json_object_set_new(o, k, v ? json_string(v) : json_null());
 }
 
-static void
-set_time(json_t *o, const char *k, int64_t ms)
+void
+dt_json_set_time(json_t *o, const char *k, int64_t ms)
 {
     char buf[ISO8601_MSEC_SIZE];
 
@@ -114,56 +104,55 @@ set_time(json_t *o, const char *k, int64_t ms)
 }
 
 /* The Sandbox record (contract §2.2); LIST_ITEM leaves out what list items must not have. */
-static json_t *
-sandbox_json(struct dt_server *s, const struct dt_store_sandbox *sb, bool list_item)
+json_t *
+dt_sandbox_json(struct dt_server *s, const struct dt_store_sandbox *sb, bool list_item)
 {
     json_t *o = json_object();
     _cleanup_free_ char *proxy = xasprintf("%s/toolbox", s->public_url);
 
-    set_str(o, "id", sb->id);
-    set_str(o, "organizationId", sb->organization_id);
-    set_str(o, "name", sb->name);
-    set_str(o, "snapshot", sb->snapshot ? sb->snapshot : "default");
-    set_str(o, "user", sb->user ? sb->user : "daytona");
-    json_object_set_new(o, "labels", json_or(sb->labels_json, json_object()));
+    dt_json_set_str(o, "id", sb->id);
+    dt_json_set_str(o, "organizationId", sb->organization_id);
+    dt_json_set_str(o, "name", sb->name);
+    dt_json_set_str(o, "snapshot", sb->snapshot ? sb->snapshot : "default");
+    dt_json_set_str(o, "user", sb->user ? sb->user : "daytona");
+    json_object_set_new(o, "labels", dt_json_or(sb->labels_json, json_object()));
     json_object_set_new(o, "public", json_boolean(sb->public_));
     json_object_set_new(o, "networkBlockAll", json_boolean(sb->network_block_all));
     if (sb->network_allow_list)
-        set_str(o, "networkAllowList", sb->network_allow_list);
-    set_str(o, "target", sb->target ? sb->target : "local");
+        dt_json_set_str(o, "networkAllowList", sb->network_allow_list);
+    dt_json_set_str(o, "target", sb->target ? sb->target : "local");
     json_object_set_new(o, "cpu", json_integer(sb->cpu));
     json_object_set_new(o, "gpu", json_integer(sb->gpu));
     json_object_set_new(o, "memory", json_integer(sb->memory_gib));
     json_object_set_new(o, "disk", json_integer(sb->disk_gib));
-    set_str(o, "state", dt_sandbox_state_to_string(sb->state));
-    set_str(o, "desiredState", dt_sandbox_desired_state_to_string(sb->desired_state));
+    dt_json_set_str(o, "state", dt_sandbox_state_to_string(sb->state));
+    dt_json_set_str(o, "desiredState", dt_sandbox_desired_state_to_string(sb->desired_state));
     if (sb->error_reason)
-        set_str(o, "errorReason", sb->error_reason);
-    set_str(o, "backupState", sb->backup_state ? sb->backup_state : "None");
+        dt_json_set_str(o, "errorReason", sb->error_reason);
+    dt_json_set_str(o, "backupState", sb->backup_state ? sb->backup_state : "None");
     json_object_set_new(o, "autoStopInterval", json_integer(sb->auto_stop_interval));
     json_object_set_new(o, "autoArchiveInterval", json_integer(sb->auto_archive_interval));
     json_object_set_new(o, "autoDeleteInterval", json_integer(sb->auto_delete_interval));
     if (sb->auto_destroy_at_ms)
-        set_time(o, "autoDestroyAt", sb->auto_destroy_at_ms);
+        dt_json_set_time(o, "autoDestroyAt", sb->auto_destroy_at_ms);
     json_object_set_new(o, "recoverable", json_false());
     json_object_set_new(o, "spot", json_false());
-    set_str(o, "sandboxClass", "container");
-    set_str(o, "toolboxProxyUrl", proxy);
-    set_time(o, "createdAt", sb->created_at_ms);
-    set_time(o, "updatedAt", sb->updated_at_ms);
-    set_time(o, "lastActivityAt", sb->last_activity_at_ms);
+    dt_json_set_str(o, "sandboxClass", "container");
+    dt_json_set_str(o, "toolboxProxyUrl", proxy);
+    dt_json_set_time(o, "createdAt", sb->created_at_ms);
+    dt_json_set_time(o, "updatedAt", sb->updated_at_ms);
+    dt_json_set_time(o, "lastActivityAt", sb->last_activity_at_ms);
     if (!list_item) {
-        json_object_set_new(o, "env", json_or(sb->env_json, json_object()));
-        json_object_set_new(o, "volumes", json_or(sb->volumes_json, json_array()));
+        json_object_set_new(o, "env", dt_json_or(sb->env_json, json_object()));
+        json_object_set_new(o, "volumes", dt_json_or(sb->volumes_json, json_array()));
         if (sb->build_info_json)
-            json_object_set_new(o, "buildInfo", json_or(sb->build_info_json, json_null()));
+            json_object_set_new(o, "buildInfo", dt_json_or(sb->build_info_json, json_null()));
     }
     return o;
 }
 
 /* ---- body helpers ---- */
 
-typedef void (*json_handler)(struct call *c, json_t *body, const char *const *params);
 
 struct json_wait {
     struct call *c;
@@ -270,7 +259,7 @@ on_json(struct dt_httpd_req *req, int error, const char *data, size_t len, void 
         else
             body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(body))
-            api_error(req, 400, "BAD_REQUEST", "request body is not a JSON object%s%s",
+            dt_api_error(req, 400, "BAD_REQUEST", "request body is not a JSON object%s%s",
                       body ? "" : ": ", body ? "" : jerr.text);
         else
             w->fn(w->c, body, (const char *const *) w->params);
@@ -281,8 +270,8 @@ on_json(struct dt_httpd_req *req, int error, const char *data, size_t len, void 
     free(w);
 }
 
-static void
-with_json(struct call *c, const char *const *params, json_handler fn, bool empty_ok)
+void
+dt_api_with_json(struct call *c, const char *const *params, json_handler fn, bool empty_ok)
 {
     struct json_wait *w = xcalloc(1, sizeof(*w));
 
@@ -295,20 +284,20 @@ with_json(struct call *c, const char *const *params, json_handler fn, bool empty
 }
 
 /* An optional integer field: -1 after answering 400. */
-static int
-get_int(struct call *c, json_t *body, const char *key, int64_t min, int64_t max, int64_t *out)
+int
+dt_api_get_int(struct call *c, json_t *body, const char *key, int64_t min, int64_t max, int64_t *out)
 {
     json_t *v = json_object_get(body, key);
 
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v) && !(json_is_real(v) && json_real_value(v) == (int64_t) json_real_value(v))) {
-        api_error(c->req, 400, "BAD_REQUEST", "%s must be an integer", key);
+        dt_api_error(c->req, 400, "BAD_REQUEST", "%s must be an integer", key);
         return -1;
     }
     *out = json_is_integer(v) ? json_integer_value(v) : (int64_t) json_real_value(v);
     if (*out < min || *out > max) {
-        api_error(c->req, 400, "BAD_REQUEST", "%s must be between %lld and %lld", key,
+        dt_api_error(c->req, 400, "BAD_REQUEST", "%s must be between %lld and %lld", key,
                   (long long) min, (long long) max);
         return -1;
     }
@@ -325,22 +314,22 @@ get_string_map(struct call *c, json_t *body, const char *key)
     if (!v || json_is_null(v))
         return xstrdup("{}");
     if (!json_is_object(v)) {
-        api_error(c->req, 400, "BAD_REQUEST", "%s must be an object of strings", key);
+        dt_api_error(c->req, 400, "BAD_REQUEST", "%s must be an object of strings", key);
         return NULL;
     }
     if (json_object_size(v) > 1024) {
-        api_error(c->req, 400, "BAD_REQUEST", "%s: at most 1024 entries", key);
+        dt_api_error(c->req, 400, "BAD_REQUEST", "%s: at most 1024 entries", key);
         return NULL;
     }
     json_object_foreach(v, k, x) {
         if (!json_is_string(x) || !*k || strlen(k) > 1024 || json_string_length(x) > 65536) {
-            api_error(c->req, 400, "BAD_REQUEST", "%s: '%s' must map to a string (keys up to "
+            dt_api_error(c->req, 400, "BAD_REQUEST", "%s: '%s' must map to a string (keys up to "
                                                   "1 KiB, values up to 64 KiB)", key, k);
             return NULL;
         }
         if (strcmp(key, "env") == 0 && (strchr(k, '=') || strlen(json_string_value(x)) !=
                                                               json_string_length(x))) {
-            api_error(c->req, 400, "BAD_REQUEST", "env: '%s' is not a valid variable", k);
+            dt_api_error(c->req, 400, "BAD_REQUEST", "env: '%s' is not a valid variable", k);
             return NULL;
         }
     }
@@ -366,10 +355,13 @@ env_strv(const char *env_json)
     return out;
 }
 
-static int
-run_sandbox(struct dt_server *s, const struct dt_store_sandbox *sb, struct dt_error **err)
+int
+dt_server_run_sandbox(struct dt_server *s, const struct dt_store_sandbox *sb, struct dt_error **err)
 {
     _cleanup_strv_free_ char **env = env_strv(sb->env_json);
+    _cleanup_strv_free_ char **layers = NULL, **entry = NULL;
+    struct dt_image *img = NULL;
+    _cleanup_free_ char *user = NULL;
     struct dt_runner_spec spec = {
         .id = sb->id,
         .snapshot = sb->snapshot,
@@ -380,14 +372,46 @@ run_sandbox(struct dt_server *s, const struct dt_store_sandbox *sb, struct dt_er
         .env = env,
         .network_block_all = sb->network_block_all,
     };
-    return dt_runner_start(s->runner, &spec, err);
+    int r;
+
+    /* A sandbox that exists on disk runs from its persisted plan: no snapshot needed (it may
+     * have been deleted since). */
+    if (!dt_runner_has_plan(s->runner, sb->id)) {
+        r = dt_snapshots_image(s->snapshots, sb, &img, &layers, err);
+        if (r < 0)
+            return r;
+    }
+    if (img) {
+        spec.layers = layers;
+        spec.image_env = img->env;
+        spec.workdir = img->working_dir;
+        for (char **a = img->entrypoint; a && *a; a++)
+            strv_push(&entry, *a);
+        for (char **a = img->cmd; a && *a; a++)
+            strv_push(&entry, *a);
+        spec.entrypoint = entry;
+        /* The sandbox user: asked for, else "daytona" when the image has one (Daytona's
+         * images do), else the image's USER, else root. */
+        if (!sb->user || !*sb->user) {
+            if (dt_imgstore_image_has_user(dt_snapshots_images(s->snapshots), img, "daytona"))
+                user = xstrdup("daytona");
+            else
+                user = xstrdup(img->user && *img->user ? img->user : "root");
+            spec.user = user;
+        }
+    }
+    r = dt_runner_start(s->runner, &spec, err);
+    if (img) {
+        dt_image_done(img);
+        free(img);
+    }
+    return r;
 }
 
 /* Move SB to TO and save; on a conflict re-read once (someone else wrote). */
-static json_t *sandbox_json(struct dt_server *s, const struct dt_store_sandbox *sb, bool list_item);
 
-static int
-save_state(struct dt_server *s, struct dt_store_sandbox *sb, enum dt_sandbox_state to,
+int
+dt_server_save_state(struct dt_server *s, struct dt_store_sandbox *sb, enum dt_sandbox_state to,
            const char *reason, struct dt_error **err)
 {
     enum dt_sandbox_state old = sb->state;
@@ -399,7 +423,7 @@ save_state(struct dt_server *s, struct dt_store_sandbox *sb, enum dt_sandbox_sta
     r = dt_store_sandbox_update(s->store, sb, err);
     if (r == 0 && old != to)
         dt_events_emit(s->events, sb->organization_id, "sandbox.state.updated",
-                       json_pack("{s:o,s:s,s:s}", "sandbox", sandbox_json(s, sb, false), "oldState",
+                       json_pack("{s:o,s:s,s:s}", "sandbox", dt_sandbox_json(s, sb, false), "oldState",
                                  dt_sandbox_state_to_string(old), "newState",
                                  dt_sandbox_state_to_string(to)));
     return r;
@@ -469,7 +493,7 @@ engine_stop(struct dt_server *s, struct dt_store_sandbox *sb, const char *why)
         (void) destroy_sandbox(s, sb, NULL);
         return;
     }
-    (void) save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
+    (void) dt_server_save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
 }
 
 /* Ask the sandbox's agent whether work is in progress (GET /activity): 1 busy, 0 idle, -errno
@@ -576,13 +600,78 @@ on_sandbox_exit(const char *id, const struct dt_exit *e, void *userdata)
     why = e->oom_killed ? xstrdup("the sandbox's agent was killed by the OOM killer")
           : e->signal   ? xasprintf("the sandbox's agent was killed by signal %d", e->signal)
                         : xasprintf("the sandbox's agent exited with status %d", e->code);
-    (void) save_state(s, sb, DT_SANDBOX_ERROR, why, NULL);
+    (void) dt_server_save_state(s, sb, DT_SANDBOX_ERROR, why, NULL);
 }
 
 /* After a restart (or kill -9): bring every sandbox back to what the store says it should be.
  * Started ones are re-adopted (their inits kept running) or started again; transitions cut
  * short are finished: creating/starting/restoring → started, stopping → stopped, destroying →
  * gone. */
+static void pool_refill_soon(struct dt_server *s);
+
+/* SB waits for its snapshot: start it when the snapshot is active, fail it when the snapshot
+ * failed or is gone, else keep waiting (in the state that matches the snapshot's). */
+static void
+start_waiting(struct dt_server *s, struct dt_store_sandbox *sb)
+{
+    _cleanup_(dt_store_snapshot_freep) struct dt_store_snapshot *snap = NULL;
+    _cleanup_error_ struct dt_error *err = NULL;
+
+    if (!sb->snapshot || dt_store_snapshot_find(s->store, sb->organization_id, sb->snapshot,
+                                                &snap, NULL) < 0) {
+        (void) dt_server_save_state(s, sb, DT_SANDBOX_ERROR, "its snapshot was deleted", NULL);
+        return;
+    }
+    switch (snap->state) {
+    case DT_SNAPSHOT_ACTIVE:
+        (void) dt_server_save_state(s, sb, DT_SANDBOX_CREATING, NULL, NULL);
+        if (dt_server_run_sandbox(s, sb, &err) < 0)
+            (void) dt_server_save_state(s, sb, DT_SANDBOX_ERROR,
+                                        err ? err->message : "start failed", NULL);
+        else
+            (void) dt_server_save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+        break;
+    case DT_SNAPSHOT_ERROR:
+    case DT_SNAPSHOT_BUILD_FAILED:
+    case DT_SNAPSHOT_INACTIVE:
+    case DT_SNAPSHOT_REMOVING: {
+        _cleanup_free_ char *why = xasprintf("snapshot '%s' %s: %s", snap->name,
+                                             snap->state == DT_SNAPSHOT_INACTIVE ? "is inactive"
+                                                                                 : "failed",
+                                             snap->error_reason ? snap->error_reason : "");
+        (void) dt_server_save_state(s, sb, snap->state == DT_SNAPSHOT_BUILD_FAILED
+                                                   ? DT_SANDBOX_BUILD_FAILED : DT_SANDBOX_ERROR,
+                                    why, NULL);
+        break;
+    }
+    case DT_SNAPSHOT_BUILDING:
+        if (sb->state == DT_SANDBOX_PENDING_BUILD)
+            (void) dt_server_save_state(s, sb, DT_SANDBOX_BUILDING_SNAPSHOT, NULL, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+void
+dt_server_snapshot_ready(struct dt_server *s, const struct dt_store_snapshot *snap)
+{
+    struct dt_store_sandbox_array all = { 0 };
+
+    if (dt_store_sandbox_list_all(s->store, NULL, &all, NULL) < 0)
+        return;
+    for (size_t i = 0; i < all.n; i++) {
+        struct dt_store_sandbox *sb = all.items[i];
+        if ((sb->state == DT_SANDBOX_PULLING_SNAPSHOT || sb->state == DT_SANDBOX_PENDING_BUILD ||
+             sb->state == DT_SANDBOX_BUILDING_SNAPSHOT) && sb->snapshot &&
+            (strcmp(sb->snapshot, snap->id) == 0 || strcmp(sb->snapshot, snap->name) == 0))
+            start_waiting(s, sb);
+    }
+    dt_store_sandbox_array_free(&all);
+    if (snap->general)
+        pool_refill_soon(s);
+}
+
 static void
 reconcile(struct dt_server *s)
 {
@@ -599,19 +688,25 @@ reconcile(struct dt_server *s)
         case DT_SANDBOX_CREATING:
         case DT_SANDBOX_STARTING:
         case DT_SANDBOX_RESTORING:
-            if (run_sandbox(s, sb, &err) < 0)
-                (void) save_state(s, sb, DT_SANDBOX_ERROR,
+            if (dt_server_run_sandbox(s, sb, &err) < 0)
+                (void) dt_server_save_state(s, sb, DT_SANDBOX_ERROR,
                                   err ? err->message : "could not be started again", NULL);
             else
-                (void) save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+                (void) dt_server_save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
             break;
         case DT_SANDBOX_STOPPING:
             (void) dt_runner_stop(s->runner, sb->id, true, NULL);
-            (void) save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
+            (void) dt_server_save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
             break;
         case DT_SANDBOX_DESTROYING:
         case DT_SANDBOX_DESTROYED:
             (void) destroy_sandbox(s, sb, NULL);
+            break;
+        case DT_SANDBOX_PULLING_SNAPSHOT:
+        case DT_SANDBOX_PENDING_BUILD:
+        case DT_SANDBOX_BUILDING_SNAPSHOT:
+            /* Its snapshot's job was restarted (or finished before the crash). */
+            start_waiting(s, sb);
             break;
         default:
             break;
@@ -625,7 +720,7 @@ reconcile(struct dt_server *s)
 static void
 reply_sandbox(struct call *c, int status, const struct dt_store_sandbox *sb)
 {
-    dt_httpd_reply_json(c->req, status, sandbox_json(c->s, sb, false));
+    dt_httpd_reply_json(c->req, status, dt_sandbox_json(c->s, sb, false));
 }
 
 /* Find the sandbox PARAMS[0] (id or name) of the caller's organization; NULL after a 404. */
@@ -637,11 +732,11 @@ find_sandbox(struct call *c, const char *id_or_name)
     int r = dt_store_sandbox_find(c->s->store, c->org, id_or_name, &sb, &err);
 
     if (r == -ENOENT) {
-        api_error(c->req, 404, "NOT_FOUND", "sandbox '%s' not found", id_or_name);
+        dt_api_error(c->req, 404, "NOT_FOUND", "sandbox '%s' not found", id_or_name);
         return NULL;
     }
     if (r < 0) {
-        api_error_errno(c->req, r, err);
+        dt_api_error_errno(c->req, r, err);
         return NULL;
     }
     return sb;
@@ -678,21 +773,26 @@ pool_tick(uv_timer_t *t)
     _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = NULL;
     _cleanup_error_ struct dt_error *err = NULL;
 
+    _cleanup_free_ char *snap = NULL;
+
     if (pool_count(s, NULL) >= s->pool_size)
         return;
+    if (dt_snapshots_default(s->snapshots, &snap) < 0)
+        return; /* the default snapshot is still being made: its end refills the pool */
     sb = dt_store_sandbox_new(s->pool_org);
+    sb->snapshot = TAKE_PTR(snap);
     sb->state = DT_SANDBOX_CREATING;
     sb->desired_state = DT_DESIRED_STARTED;
     sb->auto_stop_interval = 0; /* a pooled sandbox waits; its new owner's settings apply later */
     if (dt_store_sandbox_insert(s->store, sb, &err) < 0)
         return;
-    if (run_sandbox(s, sb, &err) < 0) {
+    if (dt_server_run_sandbox(s, sb, &err) < 0) {
         fprintf(stderr, "daytonad: warm pool: %s\n", err ? err->message : "start failed");
         (void) destroy_sandbox(s, sb, NULL);
         uv_timer_stop(t); /* do not spin on a broken setup; the next hit retries */
         return;
     }
-    (void) save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+    (void) dt_server_save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
     uv_timer_start(t, pool_tick, POOL_TICK_MS, POOL_TICK_MS);
 }
 
@@ -765,6 +865,8 @@ pool_take(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_error **er
     }
     free(sb->id);
     sb->id = xstrdup(p->id);
+    free(sb->snapshot);
+    sb->snapshot = p->snapshot ? xstrdup(p->snapshot) : NULL;
     sb->runner_slot = p->runner_slot;
     sb->state = DT_SANDBOX_STARTED;
     r = dt_store_sandbox_delete(s->store, p->id, err);
@@ -784,21 +886,14 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
     _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = dt_store_sandbox_new(c->org);
     _cleanup_error_ struct dt_error *err = NULL;
     const char *name = json_string_value(json_object_get(body, "name"));
-    const char *snapshot = json_string_value(json_object_get(body, "snapshot"));
     const char *user = json_string_value(json_object_get(body, "user"));
+    enum dt_sandbox_state initial = DT_SANDBOX_CREATING;
     int64_t v;
     int r;
 
-    if (json_object_get(body, "buildInfo"))
-        return api_error(c->req, 400, "BAD_REQUEST",
-                         "creating a sandbox from an image or a Dockerfile needs snapshots, which "
-                         "this server does not have yet: use the default snapshot");
-    if (snapshot && *snapshot && strcmp(snapshot, "default") != 0)
-        return api_error(c->req, 404, "NOT_FOUND", "snapshot '%s' not found (only the default "
-                                                   "snapshot exists on this server)", snapshot);
     if (name && *name) {
         if (strlen(name) > 255 || strchr(name, '/'))
-            return api_error(c->req, 400, "BAD_REQUEST", "invalid sandbox name '%s'", name);
+            return dt_api_error(c->req, 400, "BAD_REQUEST", "invalid sandbox name '%s'", name);
         sb->name = xstrdup(name);
     }
     if (user && *user)
@@ -809,29 +904,29 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
     free(sb->labels_json);
     if (!(sb->labels_json = get_string_map(c, body, "labels")))
         return;
-    if ((r = get_int(c, body, "cpu", 1, MAX_CPU, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "cpu", 1, MAX_CPU, &v)) < 0)
         return;
     if (r)
         sb->cpu = v;
-    if ((r = get_int(c, body, "memory", 1, MAX_MEMORY_GIB, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "memory", 1, MAX_MEMORY_GIB, &v)) < 0)
         return;
     if (r)
         sb->memory_gib = v;
-    if ((r = get_int(c, body, "disk", 1, MAX_DISK_GIB, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "disk", 1, MAX_DISK_GIB, &v)) < 0)
         return;
     if (r)
         sb->disk_gib = v;
-    if ((r = get_int(c, body, "gpu", 0, 0, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "gpu", 0, 0, &v)) < 0)
         return;
-    if ((r = get_int(c, body, "autoStopInterval", 0, 1 << 30, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "autoStopInterval", 0, 1 << 30, &v)) < 0)
         return;
     if (r)
         sb->auto_stop_interval = v;
-    if ((r = get_int(c, body, "autoArchiveInterval", 0, 1 << 30, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "autoArchiveInterval", 0, 1 << 30, &v)) < 0)
         return;
     if (r)
         sb->auto_archive_interval = v;
-    if ((r = get_int(c, body, "autoDeleteInterval", -1, 1 << 30, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "autoDeleteInterval", -1, 1 << 30, &v)) < 0)
         return;
     if (r)
         sb->auto_delete_interval = v;
@@ -839,13 +934,13 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
         json_t *vols = json_object_get(body, "volumes");
         if (vols && !json_is_null(vols)) {
             if (!json_is_array(vols) || json_array_size(vols) > 64)
-                return api_error(c->req, 400, "BAD_REQUEST", "volumes must be an array (at most 64)");
+                return dt_api_error(c->req, 400, "BAD_REQUEST", "volumes must be an array (at most 64)");
             /* Kept in the record; mounting them needs volumes (not yet on this server). */
             free(sb->volumes_json);
             sb->volumes_json = json_dumps(vols, JSON_COMPACT);
         }
     }
-    if ((r = get_int(c, body, "ttlMinutes", 0, 1 << 30, &v)) < 0)
+    if ((r = dt_api_get_int(c, body, "ttlMinutes", 0, 1 << 30, &v)) < 0)
         return;
     if (r && v > 0)
         sb->auto_destroy_at_ms = dt_store_now_ms() + v * 60000;
@@ -853,15 +948,18 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
     sb->network_block_all = json_is_true(json_object_get(body, "networkBlockAll"));
     sb->ephemeral = sb->auto_delete_interval == 0;
     sb->desired_state = DT_DESIRED_STARTED;
-    if (pool_eligible(body)) {
+    /* Last of the checks, as it may start a snapshot's job. */
+    if (dt_snapshots_for_create(c->s->snapshots, c, body, &sb->snapshot, &initial) < 0)
+        return;
+    if (initial == DT_SANDBOX_CREATING && pool_eligible(body)) {
         bool named = sb->name != NULL;
         r = pool_take(c->s, sb, &err);
         if (r == 0) {
-            dt_events_emit(c->s->events, c->org, "sandbox.created", sandbox_json(c->s, sb, false));
+            dt_events_emit(c->s->events, c->org, "sandbox.created", dt_sandbox_json(c->s, sb, false));
             return reply_sandbox(c, 200, sb);
         }
         if (r == -EEXIST)
-            return api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
+            return dt_api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
                              sb->name ? sb->name : "");
         dt_error_freep(&err);
         free(sb->id);
@@ -871,27 +969,31 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
             sb->name = NULL;
         }
     }
-    sb->state = DT_SANDBOX_CREATING;
+    sb->state = initial;
     r = dt_store_sandbox_insert(c->s->store, sb, &err);
     if (r == -EEXIST)
-        return api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
+        return dt_api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
                          sb->name ? sb->name : "");
     if (r < 0)
-        return api_error_errno(c->req, r, err);
-    dt_events_emit(c->s->events, c->org, "sandbox.created", sandbox_json(c->s, sb, false));
+        return dt_api_error_errno(c->req, r, err);
+    dt_events_emit(c->s->events, c->org, "sandbox.created", dt_sandbox_json(c->s, sb, false));
+    if (initial != DT_SANDBOX_CREATING) {
+        /* Its snapshot is being made: dt_server_snapshot_ready() starts it. */
+        return reply_sandbox(c, 200, sb);
+    }
 
     /* Starting takes milliseconds: do it now and answer with the started sandbox, so the SDK
      * needs no polling at all. */
-    r = run_sandbox(c->s, sb, &err);
+    r = dt_server_run_sandbox(c->s, sb, &err);
     if (r < 0) {
         _cleanup_error_ struct dt_error *serr = NULL;
-        (void) save_state(c->s, sb, DT_SANDBOX_ERROR, err ? err->message : "start failed", &serr);
+        (void) dt_server_save_state(c->s, sb, DT_SANDBOX_ERROR, err ? err->message : "start failed", &serr);
         return reply_sandbox(c, 200, sb);
     }
     dt_error_freep(&err);
-    r = save_state(c->s, sb, DT_SANDBOX_STARTED, NULL, &err);
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_STARTED, NULL, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
 }
 
@@ -919,30 +1021,30 @@ list_sandboxes(struct call *c)
 
     if ((v = dt_httpd_req_query(c->req, "limit")) && *v &&
         (parse_u64(v, &limit) < 0 || limit < 1 || limit > 1000))
-        return api_error(c->req, 400, "BAD_REQUEST", "limit must be between 1 and 1000");
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "limit must be between 1 and 1000");
     f.limit = limit;
     f.cursor = dt_httpd_req_query(c->req, "cursor");
     if (f.cursor && !*f.cursor)
         f.cursor = NULL;
     if ((v = dt_httpd_req_query(c->req, "page")) && *v && parse_u64(v, &f.page) < 0)
-        return api_error(c->req, 400, "BAD_REQUEST", "page must be a positive integer");
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "page must be a positive integer");
     f.labels_json = dt_httpd_req_query(c->req, "labels");
     f.id_prefix = dt_httpd_req_query(c->req, "id");
     f.name_prefix = dt_httpd_req_query(c->req, "name");
     while ((v = dt_httpd_req_query_next(c->req, "states", &idx))) {
         int st = dt_sandbox_state_from_string(v);
         if (st < 0)
-            return api_error(c->req, 400, "BAD_REQUEST", "unknown state '%s'", v);
+            return dt_api_error(c->req, 400, "BAD_REQUEST", "unknown state '%s'", v);
         if (f.n_states < ELEMENTSOF(states))
             states[f.n_states++] = (enum dt_sandbox_state) st;
     }
     f.states = states;
     r = dt_store_sandbox_list(c->s->store, &f, &page, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     items = json_array();
     for (size_t i = 0; i < page.items.n; i++)
-        json_array_append_new(items, sandbox_json(c->s, page.items.items[i], true));
+        json_array_append_new(items, dt_sandbox_json(c->s, page.items.items[i], true));
     out = json_pack("{s:o,s:o,s:I}", "items", items, "nextCursor",
                     page.next_cursor ? json_string(page.next_cursor) : json_null(), "total",
                     (json_int_t) page.total);
@@ -963,19 +1065,19 @@ start_sandbox(struct call *c, const char *const *params)
         return reply_sandbox(c, 200, sb);
     if (sb->state != DT_SANDBOX_STOPPED && sb->state != DT_SANDBOX_ERROR &&
         sb->state != DT_SANDBOX_STARTED)
-        return api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s and cannot be started",
+        return dt_api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s and cannot be started",
                          sb->id, dt_sandbox_state_to_string(sb->state));
     sb->desired_state = DT_DESIRED_STARTED;
-    r = run_sandbox(c->s, sb, &err);
+    r = dt_server_run_sandbox(c->s, sb, &err);
     if (r < 0) {
         _cleanup_error_ struct dt_error *serr = NULL;
-        (void) save_state(c->s, sb, DT_SANDBOX_ERROR, err->message, &serr);
-        return api_error_errno(c->req, r, err);
+        (void) dt_server_save_state(c->s, sb, DT_SANDBOX_ERROR, err->message, &serr);
+        return dt_api_error_errno(c->req, r, err);
     }
     dt_error_freep(&err);
-    r = save_state(c->s, sb, DT_SANDBOX_STARTED, NULL, &err);
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_STARTED, NULL, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
 }
 
@@ -992,7 +1094,7 @@ destroy_sandbox(struct dt_server *s, struct dt_store_sandbox *sb, struct dt_erro
         enum dt_sandbox_state old = sb->state;
         sb->state = DT_SANDBOX_DESTROYED;
         dt_events_emit(s->events, sb->organization_id, "sandbox.state.updated",
-                       json_pack("{s:o,s:s,s:s}", "sandbox", sandbox_json(s, sb, false),
+                       json_pack("{s:o,s:s,s:s}", "sandbox", dt_sandbox_json(s, sb, false),
                                  "oldState", dt_sandbox_state_to_string(old), "newState",
                                  "destroyed"));
     }
@@ -1012,19 +1114,19 @@ stop_sandbox(struct call *c, const char *const *params)
     sb->desired_state = DT_DESIRED_STOPPED;
     r = dt_runner_stop(c->s->runner, sb->id, force && strcmp(force, "true") == 0, &err);
     if (r < 0 && r != -ENOENT)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     dt_error_freep(&err);
     if (sb->auto_delete_interval == 0) {
         /* Ephemeral: gone as soon as stopped (the SDK's stop wait accepts a 404). */
         r = destroy_sandbox(c->s, sb, &err);
         if (r < 0)
-            return api_error_errno(c->req, r, err);
+            return dt_api_error_errno(c->req, r, err);
         sb->state = DT_SANDBOX_DESTROYED;
         return reply_sandbox(c, 200, sb);
     }
-    r = save_state(c->s, sb, DT_SANDBOX_STOPPED, NULL, &err);
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_STOPPED, NULL, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
 }
 
@@ -1039,7 +1141,7 @@ delete_sandbox(struct call *c, const char *const *params)
         return;
     r = destroy_sandbox(c->s, sb, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     sb->state = DT_SANDBOX_DESTROYED;
     sb->desired_state = DT_DESIRED_DESTROYED;
     reply_sandbox(c, 200, sb);
@@ -1070,7 +1172,7 @@ labels_body(struct call *c, json_t *body, const char *const *params)
     r = dt_store_sandbox_update(c->s->store, sb, &err);
     if (r < 0) {
         json_decref(neu);
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     }
     dt_httpd_reply_json(c->req, 200, json_pack("{s:o}", "labels", neu));
 }
@@ -1088,16 +1190,16 @@ set_ttl_or_public(struct call *c, const char *const *params, bool ttl)
         return;
     if (ttl) {
         if (parse_i64(params[1], &v) < 0 || v < 0 || v > (1 << 30))
-            return api_error(c->req, 400, "BAD_REQUEST", "invalid ttl '%s' (minutes >= 0)", params[1]);
+            return dt_api_error(c->req, 400, "BAD_REQUEST", "invalid ttl '%s' (minutes >= 0)", params[1]);
         sb->auto_destroy_at_ms = v ? dt_store_now_ms() + v * 60000 : 0;
     } else {
         if (strcmp(params[1], "true") != 0 && strcmp(params[1], "false") != 0)
-            return api_error(c->req, 400, "BAD_REQUEST", "public must be true or false");
+            return dt_api_error(c->req, 400, "BAD_REQUEST", "public must be true or false");
         sb->public_ = strcmp(params[1], "true") == 0;
     }
     r = dt_store_sandbox_update(c->s->store, sb, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
 }
 
@@ -1108,7 +1210,7 @@ sandbox_unsupported(struct call *c, const char *id, const char *what)
     _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, id);
 
     if (sb)
-        api_error(c->req, 501, "NOT_IMPLEMENTED", "%s is not supported by this server yet", what);
+        dt_api_error(c->req, 501, "NOT_IMPLEMENTED", "%s is not supported by this server yet", what);
 }
 
 /* POST /sandbox/{id}/autostop|autoarchive|autodelete/{n} */
@@ -1124,7 +1226,7 @@ set_interval(struct call *c, const char *const *params, const char *which)
         return;
     if (parse_i64(params[1], &v) < 0 || v < (strcmp(which, "autodelete") == 0 ? -1 : 0) ||
         v > (1 << 30))
-        return api_error(c->req, 400, "BAD_REQUEST", "invalid %s interval '%s'", which, params[1]);
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "invalid %s interval '%s'", which, params[1]);
     if (strcmp(which, "autostop") == 0)
         sb->auto_stop_interval = v;
     else if (strcmp(which, "autoarchive") == 0)
@@ -1133,7 +1235,7 @@ set_interval(struct call *c, const char *const *params, const char *which)
         sb->auto_delete_interval = v;
     r = dt_store_sandbox_update(c->s->store, sb, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
 }
 
@@ -1148,7 +1250,7 @@ last_activity(struct call *c, const char *const *params)
         return;
     r = dt_store_sandbox_touch(c->s->store, sb->id, dt_store_now_ms(), &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     dt_httpd_reply(c->req, 200, NULL, "", 0);
 }
 
@@ -1177,14 +1279,14 @@ signing_key(struct call *c, const char *const *params, bool rotate)
         return;
     r = dt_signing_key(c->s, sb->id, rotate, &key, &err);
     if (r < 0)
-        return api_error_errno(c->req, r, err);
+        return dt_api_error_errno(c->req, r, err);
     dt_httpd_reply_json(c->req, 200, json_string(key));
 }
 
 static void
 unsupported(struct call *c, const char *what)
 {
-    api_error(c->req, 501, "NOT_IMPLEMENTED", "%s is not supported by this server yet", what);
+    dt_api_error(c->req, 501, "NOT_IMPLEMENTED", "%s is not supported by this server yet", what);
 }
 
 /* ---- routing ---- */
@@ -1198,7 +1300,7 @@ route_api(struct call *c, const char *const *seg, size_t n)
     /* seg[0] is "api". */
     if (n == 2 && strcmp(seg[1], "sandbox") == 0) {
         if (post)
-            return with_json(c, NULL, create_sandbox, true);
+            return dt_api_with_json(c, NULL, create_sandbox, true);
         if (get)
             return list_sandboxes(c);
     } else if (n == 3 && strcmp(seg[1], "sandbox") == 0 && strcmp(seg[2], "paginated") == 0 && get) {
@@ -1217,13 +1319,19 @@ route_api(struct call *c, const char *const *seg, size_t n)
         if (post && strcmp(a, "stop") == 0)
             return stop_sandbox(c, p);
         if (strcmp(m, "PUT") == 0 && strcmp(a, "labels") == 0)
-            return with_json(c, p, labels_body, false);
+            return dt_api_with_json(c, p, labels_body, false);
         if (post && strcmp(a, "last-activity") == 0)
             return last_activity(c, p);
         if (get && strcmp(a, "toolbox-proxy-url") == 0)
             return toolbox_url(c, p);
         if (get && strcmp(a, "signing-key") == 0)
             return signing_key(c, p, false);
+        if (get && (strcmp(a, "build-logs-url") == 0 || strcmp(a, "build-logs") == 0)) {
+            _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, p[0]);
+            if (sb)
+                dt_snapshots_sandbox_logs(c, sb, strcmp(a, "build-logs-url") == 0);
+            return;
+        }
         if (post && (strcmp(a, "archive") == 0 || strcmp(a, "pause") == 0 ||
                      strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
                      strcmp(a, "snapshot") == 0 || strcmp(a, "recover") == 0))
@@ -1246,12 +1354,14 @@ route_api(struct call *c, const char *const *seg, size_t n)
     }
     if (n >= 4 && strcmp(seg[1], "sandbox") == 0)
         return sandbox_unsupported(c, seg[2], seg[3]);
-    if (n >= 2 && (strcmp(seg[1], "snapshots") == 0 || strcmp(seg[1], "volumes") == 0 ||
+    if (n >= 2 && strcmp(seg[1], "snapshots") == 0)
+        return dt_snapshots_route(c, seg, n);
+    if (n >= 2 && (strcmp(seg[1], "volumes") == 0 ||
                    strcmp(seg[1], "secret") == 0 || strcmp(seg[1], "warm-pools") == 0 ||
                    strcmp(seg[1], "object-storage") == 0))
-        return api_error(c->req, 501, "NOT_IMPLEMENTED", "%s are not supported by this server yet",
+        return dt_api_error(c->req, 501, "NOT_IMPLEMENTED", "%s are not supported by this server yet",
                          seg[1]);
-    api_error(c->req, 404, "NOT_FOUND", "no such endpoint: %s %s", m, dt_httpd_req_head(c->req)->path);
+    dt_api_error(c->req, 404, "NOT_FOUND", "no such endpoint: %s %s", m, dt_httpd_req_head(c->req)->path);
 }
 
 /* /toolbox/{id}/rest...: check, then stream to the sandbox's agent. */
@@ -1263,17 +1373,17 @@ route_toolbox(struct call *c, const char *const *seg, size_t n)
     const char *target = dt_httpd_req_head(c->req)->target, *rest;
 
     if (n < 3)
-        return api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
+        return dt_api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
     if (!(sb = find_sandbox(c, seg[1])))
         return;
     if (sb->state != DT_SANDBOX_STARTED || !dt_runner_is_running(c->s->runner, sb->id))
-        return api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s: start it first", sb->id,
+        return dt_api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s: start it first", sb->id,
                          dt_sandbox_state_to_string(sb->state));
     /* The raw target after "/toolbox/<id>": its path and query go to the agent verbatim. */
     rest = strchr(target + 1, '/');
     rest = rest ? strchr(rest + 1, '/') : NULL;
     if (!rest)
-        return api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
+        return dt_api_error(c->req, 404, "NOT_FOUND", "no toolbox endpoint given");
     record_activity(c->s, sb->id);
     sock = dt_runner_agent_socket(c->s->runner, sb->id);
     dt_proxy_forward(c->s->loop, c->req, sock, rest, NULL, NULL);
@@ -1349,11 +1459,11 @@ authenticate(struct call *c)
     int r;
 
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
-        api_error(c->req, 401, "UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)");
+        dt_api_error(c->req, 401, "UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)");
         return false;
     }
     if (strlen(h + 7) > 512) {
-        api_error(c->req, 401, "UNAUTHORIZED", "invalid API key");
+        dt_api_error(c->req, 401, "UNAUTHORIZED", "invalid API key");
         return false;
     }
     if ((org = key_cache_get(c->s, h + 7))) {
@@ -1363,9 +1473,9 @@ authenticate(struct call *c)
     r = dt_store_api_key_lookup(c->s->store, h + 7, &key, &err);
     if (r < 0) {
         if (r == -ENOENT)
-            api_error(c->req, 401, "UNAUTHORIZED", "invalid API key");
+            dt_api_error(c->req, 401, "UNAUTHORIZED", "invalid API key");
         else
-            api_error_errno(c->req, r, err);
+            dt_api_error_errno(c->req, r, err);
         return false;
     }
     c->org = xstrdup(key->organization_id);
@@ -1407,7 +1517,7 @@ handle(struct dt_httpd_req *req, void *userdata)
             return;
         return route_api(c, seg, n);
     }
-    api_error(req, 404, "NOT_FOUND", "no such endpoint: %s", dt_httpd_req_head(req)->path);
+    dt_api_error(req, 404, "NOT_FOUND", "no such endpoint: %s", dt_httpd_req_head(req)->path);
 }
 
 /* ---- start-up ---- */
@@ -1497,6 +1607,9 @@ dt_server_new(uv_loop_t *loop, const struct dt_server_config *cfg, struct dt_ser
     if (r < 0)
         goto fail;
     s->events = dt_events_new(s);
+    r = dt_snapshots_new(s, &s->snapshots, err);
+    if (r < 0)
+        goto fail;
     reconcile(s);
     s->pool_size = cfg->warm_pool < 0 ? 2 : (unsigned) cfg->warm_pool;
     s->pool_timer = xcalloc(1, sizeof(*s->pool_timer));
@@ -1553,6 +1666,7 @@ dt_server_free(struct dt_server *s)
         dt_store_sandbox_array_free(&pool);
     }
     dt_httpd_free(s->httpd); /* first: closing its WebSockets unsubscribes event clients */
+    dt_snapshots_free(s->snapshots);
     dt_events_free(s->events);
     if (s->engine_timer)
         uv_close((uv_handle_t *) s->engine_timer, free_handle);

@@ -19,6 +19,9 @@ struct dt_server_config {
     const char *public_url;  /* base URL clients reach us at, for toolboxProxyUrl
                               * [http://LISTEN:PORT] */
     int warm_pool;           /* started default sandboxes kept ready for plain creates [-1 = 2] */
+    const char *default_snapshot; /* "debian": the default snapshot is built from Debian
+                                   * packages at first start; "host" (or NULL): a built-in root
+                                   * filesystem whose /usr is the host's (fast, for tests) */
 };
 
 struct dt_server;

@@ -99,4 +99,55 @@ int dt_imgstore_cache_get(const struct dt_imgstore *s, const char *key, char **r
 int dt_imgstore_cache_put(struct dt_imgstore *s, const char *key, const char *value,
                           struct dt_error **err);
 
+/* ---- getting images (src/image/pull.c) ---------------------------------------------------- */
+
+struct dt_pull_opts {
+    const char *username;   /* registry credentials, or NULL (anonymous) */
+    const char *password;
+    bool insecure;          /* plain HTTP (loopback registries always are) */
+    const char *ca_file;    /* PEM bundle instead of the system's, or NULL */
+    int log_fd;             /* progress lines, or -1 */
+};
+
+/* Pull REF ("ubuntu", "127.0.0.1:5000/x/y:tag", "...@sha256:...") for linux/amd64 into the
+ * store: manifest (an index picks linux/amd64), config, then every layer not yet in the store,
+ * streamed from the registry into the extractor (digest and diff_id both verified). Fills *RET
+ * (layers, config). -ENOENT when the image does not exist; -EACCES / -ECONNREFUSED / -EBADMSG
+ * as the registry client says; the store keeps nothing half-made. */
+int dt_image_pull(struct dt_imgstore *s, const char *ref, const struct dt_pull_opts *o,
+                  struct dt_image *ret, struct dt_error **err);
+/* Import the image NAME (NULL: the only one) from a `docker save` tarball, an OCI archive or an
+ * OCI layout directory at PATH, like a pull (the same layer ids: an imported and a pulled copy
+ * of one image share their layers). */
+int dt_image_import(struct dt_imgstore *s, const char *path, const char *name, int log_fd,
+                    struct dt_image *ret, struct dt_error **err);
+
+/* ---- building (src/image/build.c) --------------------------------------------------------- */
+
+struct dt_runtime;
+
+struct dt_build_opts {
+    const char *dockerfile;   /* the Dockerfile's text */
+    size_t dockerfile_len;
+    const char *context_dir;  /* COPY/ADD sources are relative to it; NULL: none (COPY of a file
+                               * fails with a clear error, heredoc COPY works) */
+    /* FROM REF that is not an earlier stage: fill *RET (an existing snapshot's image, or a pull).
+     * Required. */
+    int (*resolve_base)(const char *ref, struct dt_image *ret, void *userdata,
+                        struct dt_error **err);
+    void *userdata;
+    int log_fd;               /* "Step N/M : ..." lines and every RUN's output */
+    struct dt_runtime *rt;    /* RUN steps run in sandboxes of this runtime (bridge network) */
+    bool no_cache;
+};
+
+/* Build the Dockerfile (every stage; the last one is the result) into *RET. RUN steps run in
+ * sandboxes (the image's env, user and workdir; ARGs in the env; bridge network); each step's
+ * result is cached by (parent, instruction, inputs) in the store, so a rebuild of an unchanged
+ * Dockerfile runs nothing. A failing step fails the build: -EINVAL/-ENOTSUP for what the
+ * Dockerfile asks and we do not do (with the line), -ECHILD for a RUN that exited non-zero
+ * (its output is in the log), or -errno. */
+int dt_image_build(struct dt_imgstore *s, const struct dt_build_opts *o, struct dt_image *ret,
+                   struct dt_error **err);
+
 #endif

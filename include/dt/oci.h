@@ -192,14 +192,14 @@ struct dt_oci_window {
 
 struct dt_oci_archive_layer {
     char *digest;     /* digest of the blob bytes: OCI: from the manifest; docker save: diff_id */
-    char *media_type; /* DT_OCI_MT layer type; docker save: "application/vnd.oci.image.layer.v1.tar" */
+    char *media_type; /* layer media type; docker save: the OCI uncompressed tar type */
     enum dt_oci_compression compression;
     char *diff_id;    /* from the config */
     struct dt_oci_window blob;
 };
 
 struct dt_oci_archive_image {
-    char **names;      /* "docker.io/library/ubuntu:latest" or OCI ref names; may be empty, not NULL */
+    char **names;      /* RepoTags or OCI ref names as written; may be empty, never NULL */
     char *config_digest;
     char *config_json; /* NUL-terminated, verified against config_digest */
     size_t config_len;

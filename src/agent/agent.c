@@ -515,8 +515,28 @@ resolve_user(struct dt_agent *a, struct dt_error **err)
     int r;
 
     r = dt_passwd_lookup(a->cfg.root, name, 0, &pw);
-    if (r < 0 && a->cfg.user)
-        return dt_error_errno(err, r, "user %s", name);
+    if (r < 0 && a->cfg.user) {
+        /* As Docker: "root" and numeric "uid[:gid]" need no passwd entry (minimal images
+         * have none). */
+        uint32_t uid = 0, gid;
+        const char *colon = strchr(name, ':');
+        _cleanup_free_ char *uname = xstrndup(name, colon ? (size_t) (colon - name)
+                                                          : strlen(name));
+        if (strcmp(uname, "root") != 0 && parse_u32(uname, &uid) < 0)
+            return dt_error_errno(err, r, "user %s", name);
+        gid = uid;
+        if (colon && parse_u32(colon + 1, &gid) < 0)
+            return dt_error_set(err, EINVAL, "user %s: invalid group", name);
+        dt_passwd_done(&pw);
+        if (dt_passwd_lookup(a->cfg.root, NULL, uid, &pw) < 0) {
+            pw.name = xstrdup(uid == 0 ? "root" : uname);
+            pw.home = xstrdup(uid == 0 ? "/root" : "/");
+            pw.shell = xstrdup("");
+        }
+        pw.uid = uid;
+        pw.gid = colon ? gid : (pw.gid ? pw.gid : gid);
+        r = 0;
+    }
     if (r < 0 || getuid() != 0) {
         /* No sandbox user in this image (or we are not root, as in tests): commands run as
          * whoever we are. */

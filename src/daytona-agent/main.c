@@ -186,8 +186,13 @@ main(int argc, char **argv)
             r = dt_error_set(&err, EINVAL, "no socket: pass --socket PATH or a socket as fd 3 "
                                            "with LISTEN_FDS=1");
     }
-    if (r == 0 && optind < argc)
-        r = dt_session_start_entrypoint(&agent, argv + optind, &err);
+    if (r == 0 && optind < argc &&
+        dt_session_start_entrypoint(&agent, argv + optind, &err) < 0) {
+        /* The image's ENTRYPOINT/CMD cannot run (a minimal image without a shell, say): the
+         * toolbox is still useful, so say why and serve. */
+        fprintf(stderr, "daytona-agent: entrypoint not started: %s\n", err->message);
+        dt_error_freep(&err);
+    }
     if (r < 0) {
         fprintf(stderr, "daytona-agent: %s\n", err ? err->message : strerror(-r));
         return 1;

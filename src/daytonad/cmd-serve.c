@@ -21,14 +21,19 @@ static void
 serve_usage(FILE *f)
 {
     fprintf(f, "Usage: daytonad serve [--listen ADDR:PORT] [--data-dir DIR] [--public-url URL]\n"
-               "                      [--warm-pool N]\n"
+               "                      [--warm-pool N] [--default-snapshot debian|host]\n"
+               "                      [--insecure-registry HOST:PORT]...\n"
                "\n"
                "Serve the Daytona API at http://ADDR:PORT/api (default 127.0.0.1:3000), keeping\n"
                "state in DIR (default /var/lib/daytona). On first start an admin API key is taken\n"
                "from $DAYTONA_ADMIN_API_KEY or generated, saved in DIR/admin-api-key and printed.\n"
                "Point the SDK at it with DAYTONA_API_URL=http://ADDR:PORT/api and\n"
                "DAYTONA_API_KEY=<the key>. --warm-pool N keeps N started default sandboxes ready\n"
-               "for plain creates (default 2; 0 disables).\n");
+               "for plain creates (default 2; 0 disables). --default-snapshot debian (the default)\n"
+               "builds the default snapshot from Debian packages at first start (a few minutes,\n"
+               "once; progress in the log); host uses a built-in root filesystem whose /usr is\n"
+               "this machine's (instant; for tests). --insecure-registry lets snapshots pull\n"
+               "from a registry over plain HTTP (loopback registries always may).\n");
 }
 
 static void
@@ -69,10 +74,14 @@ cmd_serve(int argc, char **argv)
         { "data-dir", required_argument, NULL, 'd' },
         { "public-url", required_argument, NULL, 'u' },
         { "warm-pool", required_argument, NULL, 'w' },
+        { "default-snapshot", required_argument, NULL, 's' },
+        { "insecure-registry", required_argument, NULL, 'i' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    struct dt_server_config cfg = { .port = 3000, .data_dir = "/var/lib/daytona", .warm_pool = -1 };
+    struct dt_server_config cfg = { .port = 3000, .data_dir = "/var/lib/daytona", .warm_pool = -1,
+                                    .default_snapshot = "debian" };
+    _cleanup_strv_free_ char **insecure = NULL;
     _cleanup_error_ struct dt_error *err = NULL;
     _cleanup_free_ char *addr = NULL;
     struct dt_server *srv = NULL;
@@ -106,6 +115,23 @@ cmd_serve(int argc, char **argv)
             cfg.warm_pool = (int) n;
             break;
         }
+        case 's':
+            if (strcmp(optarg, "debian") != 0 && strcmp(optarg, "host") != 0) {
+                fprintf(stderr, "daytonad: invalid --default-snapshot '%s' (debian or host)\n",
+                        optarg);
+                return 2;
+            }
+            cfg.default_snapshot = optarg;
+            break;
+        case 'i':
+            if (!*optarg || strchr(optarg, '/')) {
+                fprintf(stderr, "daytonad: invalid --insecure-registry '%s' (HOST[:PORT])\n",
+                        optarg);
+                return 2;
+            }
+            strv_push(&insecure, optarg);
+            cfg.insecure_registries = insecure;
+            break;
         case 'h':
             serve_usage(stdout);
             return 0;

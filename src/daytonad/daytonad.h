@@ -10,5 +10,7 @@
 int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_org(int argc, char **argv);
+/* Internal: one image job of `daytonad serve` (see cmd-image-job.c). */
+int cmd_image_job(int argc, char **argv);
 
 #endif

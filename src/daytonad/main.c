@@ -42,6 +42,8 @@ main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "org"))
         return cmd_org(argc - 1, argv + 1);
+    if (!strcmp(cmd, "image-job"))
+        return cmd_image_job(argc - 1, argv + 1);
     fprintf(stderr, "daytonad: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -572,6 +572,9 @@ build_plan(const struct dt_runner_spec *spec, const char *rootfs, struct dt_plan
     p->block_all_egress = spec->network_block_all;
     for (char **v = spec->network_allow; v && *v; v++)
         strv_push(&p->allow_cidrs, *v);
+    /* The agent's own cwd; it runs commands in the user's home or the image's WORKDIR. An
+     * image need not have a home for its user. */
+    p->cwd = xstrdup("/");
     if (!own_image)
         dt_rootfs_default_binds(p);
     dt_agent_plan(p, spec->user && *spec->user ? spec->user : "daytona", spec->workdir);

@@ -22,6 +22,7 @@ struct dt_server_config {
     const char *default_snapshot; /* "debian": the default snapshot is built from Debian
                                    * packages at first start; "host" (or NULL): a built-in root
                                    * filesystem whose /usr is the host's (fast, for tests) */
+    char *const *insecure_registries; /* NULL-terminated "host[:port]" pulled over plain HTTP */
 };
 
 struct dt_server;

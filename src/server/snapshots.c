@@ -294,6 +294,10 @@ job_start(struct dt_snapshots *sn, const char *snapshot_id, json_t *spec, bool b
         return dt_error_errno(err, errno, "open the logs of snapshot %s", snapshot_id);
     }
     json_object_set_new(spec, "dataDir", json_string(sn->s->data_dir));
+    json_t *ins = json_array();
+    for (char *const *h = sn->s->cfg.insecure_registries; h && *h; h++)
+        json_array_append_new(ins, json_string(*h));
+    json_object_set_new(spec, "insecureRegistries", ins);
     j = xcalloc(1, sizeof(*j));
     j->sn = sn;
     j->snapshot_id = xstrdup(snapshot_id);

@@ -730,10 +730,12 @@ build_sql(struct sqlite_store *st)
                                                   "general = 1) ORDER BY general LIMIT 1");
     q[Q_SN_UPDATE] = sql_update(&t_snapshot, "");
     q[Q_SN_DELETE] = xstrdup("DELETE FROM snapshots WHERE id = ?");
-    q[Q_SN_LIST] = sql_select(&t_snapshot, "WHERE organization_id = ? OR general = 1 "
+    /* A NULL organization lists every snapshot (the server's own bookkeeping). */
+    q[Q_SN_LIST] = sql_select(&t_snapshot, "WHERE COALESCE(?, organization_id) = organization_id "
+                                           "OR general = 1 "
                                            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
-    q[Q_SN_COUNT] = xstrdup("SELECT COUNT(*) FROM snapshots WHERE organization_id = ? OR "
-                            "general = 1");
+    q[Q_SN_COUNT] = xstrdup("SELECT COUNT(*) FROM snapshots WHERE COALESCE(?, organization_id) "
+                            "= organization_id OR general = 1");
     q[Q_VOL_INSERT] = sql_insert(&t_volume);
     q[Q_VOL_BY_ID] = sql_select(&t_volume, "WHERE id = ?");
     q[Q_VOL_BY_ID_ORG] = sql_select(&t_volume, "WHERE id = ? AND organization_id = ?");
@@ -1298,7 +1300,8 @@ sq_snapshot_list(struct dt_store *s, const char *org_id, uint64_t page, uint64_t
                  struct dt_store_snapshot_array *ret, uint64_t *ret_total, struct dt_error **err)
 {
     struct sqlite_store *st = to_sq(s);
-    _cleanup_free_ char *ctx = xasprintf("list snapshots of organization '%s'", org_id);
+    _cleanup_free_ char *ctx = xasprintf("list snapshots of organization '%s'",
+                                         org_id ? org_id : "(all)");
     void **items = NULL;
     size_t n = 0;
     int r;

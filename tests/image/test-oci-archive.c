@@ -378,7 +378,8 @@ test_oci_archive_and_dir(void **state)
                          "\"size\":5,\"platform\":{\"os\":\"linux\",\"architecture\":\"s390x\"}},"
                          "{\"mediaType\":\"" DT_OCI_MT_MANIFEST "\",\"digest\":\"%s\",\"size\":%zu,"
                          "\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"},"
-                         "\"annotations\":{\"io.containerd.image.name\":\"docker.io/library/app:v1\","
+                         "\"annotations\":{"
+                         "\"io.containerd.image.name\":\"docker.io/library/app:v1\","
                          "\"org.opencontainers.image.ref.name\":\"v1\"}}]}",
                          0, md, strlen(manifest));
         memcpy(e2, ents, sizeof(e2));

@@ -26,7 +26,8 @@ test_digest(void **state)
 
     assert_int_equal(dt_digest_validate(DA, NULL), 0);
     assert_int_equal(dt_digest_validate("sha256:" H64A "a", NULL), -EINVAL);
-    assert_int_equal(dt_digest_validate("sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    assert_int_equal(dt_digest_validate("sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                                        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                                         NULL),
                      -EINVAL);
     assert_int_equal(dt_digest_validate("sha256", NULL), -EINVAL);
@@ -307,7 +308,8 @@ test_manifest(void **state)
     assert_non_null(strstr(msg, "helm"));
     free(msg);
     assert_int_equal(
-        parse_err("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" DT_OCI_MT_CONFIG "\",\"size\":1,"
+        parse_err("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" DT_OCI_MT_CONFIG "\","
+                  "\"size\":1,"
                   "\"digest\":\"" DA "\"},\"layers\":[{\"mediaType\":\"application/x-foo\","
                   "\"size\":1,\"digest\":\"" DA "\"}]}",
                   NULL, NULL),

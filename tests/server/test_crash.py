@@ -163,7 +163,7 @@ class Server:
         env = dict(os.environ, DAYTONA_ADMIN_API_KEY=key)
         # No warm pool: its hidden sandboxes would look like orphans to the leak checks.
         self.argv = [DAYTONAD, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data,
-                     "--warm-pool", "0"]
+                     "--warm-pool", "0", "--default-snapshot", "host"]
         # A session of its own: what it forks and leaves behind is recognisable by its sid.
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env, cwd=workdir,

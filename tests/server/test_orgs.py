@@ -38,7 +38,7 @@ class OrgsTest(unittest.TestCase):
         cls.log = open(os.path.join(cls.dir, "log"), "wb")
         cls.proc = subprocess.Popen(
             [DAYTONAD, "serve", "--listen", "127.0.0.1:%d" % cls.port, "--data-dir", cls.data,
-             "--warm-pool", "0"],
+             "--warm-pool", "0", "--default-snapshot", "host"],
             env=dict(os.environ, DAYTONA_ADMIN_API_KEY=cls.key_a), stdout=cls.log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + 30

@@ -730,6 +730,9 @@ test_snapshots_volumes(void **state)
     ASSERT_OK(dt_store_snapshot_list(f->s, f->org->id, 1, 100, &sa, &total, &_e));
     assert_int_equal(total, 7);
     dt_store_snapshot_array_free(&sa);
+    ASSERT_OK(dt_store_snapshot_list(f->s, NULL, 1, 100, &sa, &total, &_e));
+    assert_int_equal(total, 8); /* and the other organization's own */
+    dt_store_snapshot_array_free(&sa);
     struct dt_store_snapshot *own = xcalloc(1, sizeof(*own));
     own->organization_id = xstrdup(f->org->id);
     own->name = xstrdup("shared");

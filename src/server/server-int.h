@@ -57,6 +57,10 @@ struct call {
 
 typedef void (*json_handler)(struct call *c, json_t *body, const char *const *params);
 
+/* The close callback every API request starts with (metrics, frees the call). A handler that
+ * sets its own close callback calls this from it, with the call. */
+void dt_call_closed(struct dt_httpd_req *req, bool completed, void *call);
+
 /* ---- server.c: shared by the API's files ---- */
 
 /* Answer an error in the SDK's envelope (source DAYTONA_API). */

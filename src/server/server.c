@@ -168,8 +168,8 @@ call_free(struct call *c)
     free(c);
 }
 
-static void
-on_call_close(struct dt_httpd_req *req, bool completed, void *ud)
+void
+dt_call_closed(struct dt_httpd_req *req, bool completed, void *ud)
 {
     struct call *c = ud;
     struct dt_server *s = c->s;
@@ -1495,7 +1495,7 @@ handle(struct dt_httpd_req *req, void *userdata)
     c->s = s;
     c->req = req;
     c->start_ns = uv_hrtime();
-    dt_httpd_req_set_close_cb(req, on_call_close, c);
+    dt_httpd_req_set_close_cb(req, dt_call_closed, c);
     if (n == 1 && strcmp(seg[0], "metrics") == 0)
         return metrics(s, req);
     if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "health") == 0)

@@ -57,6 +57,7 @@ struct job {
 struct follower {
     struct follower *next;
     struct dt_snapshots *sn;
+    struct call *c;
     struct dt_httpd_req *req;
     char *snapshot_id;
     int fd;
@@ -218,6 +219,9 @@ job_finish(struct job *j)
             snap->state = DT_SNAPSHOT_ACTIVE;
             free(snap->error_reason);
             snap->error_reason = NULL;
+            /* An imported archive is in the store now. */
+            _cleanup_free_ char *upload = xasprintf("%s/upload.tar", dir);
+            (void) unlink(upload);
         } else {
             snap->state = DT_SNAPSHOT_ERROR;
             free(snap->error_reason);
@@ -471,7 +475,10 @@ follower_free(struct follower *f)
 static void
 on_follower_close(struct dt_httpd_req *req, bool completed, void *ud)
 {
-    follower_free(ud);
+    struct follower *f = ud;
+    struct call *c = f->c;
+    follower_free(f);
+    dt_call_closed(req, completed, c);
 }
 
 static void
@@ -543,6 +550,7 @@ serve_log(struct dt_snapshots *sn, struct call *c, const struct dt_store_snapsho
     }
     struct follower *f = xcalloc(1, sizeof(*f));
     f->sn = sn;
+    f->c = c;
     f->req = c->req;
     f->fd = fd;
     f->snapshot_id = xstrdup(snap->id);
@@ -723,6 +731,134 @@ create_snapshot(struct call *c, json_t *body, const char *const *params)
     dt_httpd_reply_json(c->req, 200, snapshot_json(snap));
 }
 
+/* POST /snapshots/push?name=NAME[&image=REF]: a `docker save` / OCI archive as the body (our
+ * extension, what `daytona snapshot push` uses), streamed to disk, then imported by a job. */
+#define MAX_UPLOAD (64ull << 30)
+
+struct upload {
+    struct call *c;
+    struct dt_store_snapshot *snap;
+    int fd;
+    uint64_t n;
+    bool failed;
+};
+
+static void
+upload_fail(struct upload *u, int status, const char *msg)
+{
+    struct dt_snapshots *sn = u->c->s->snapshots;
+    _cleanup_free_ char *dir = snapshot_dir(sn, u->snap->id);
+
+    u->failed = true;
+    u->fd = safe_close(u->fd);
+    (void) dt_store_snapshot_delete(u->c->s->store, u->snap->id, NULL);
+    (void) rm_rf_at(AT_FDCWD, dir);
+    if (status)
+        dt_api_error(u->c->req, status, status == 413 ? "PAYLOAD_TOO_LARGE"
+                                        : status == 507 ? "INSUFFICIENT_STORAGE" : "BAD_REQUEST",
+                     "%s", msg);
+}
+
+static void
+on_upload_close(struct dt_httpd_req *req, bool completed, void *ud)
+{
+    struct upload *u = ud;
+    if (u->fd >= 0 && !u->failed)
+        upload_fail(u, 0, ""); /* the client went away mid-upload: nothing stays */
+    dt_store_snapshot_free(u->snap);
+    struct call *c = u->c;
+    free(u);
+    dt_call_closed(req, completed, c);
+}
+
+static void
+on_upload_body(struct dt_httpd_req *req, int error, const char *data, size_t len, void *ud)
+{
+    struct upload *u = ud;
+    struct dt_snapshots *sn = u->c->s->snapshots;
+    _cleanup_error_ struct dt_error *err = NULL;
+
+    if (u->failed)
+        return;
+    if (error < 0)
+        return upload_fail(u, 0, "");
+    if (len > 0) {
+        u->n += len;
+        if (u->n > MAX_UPLOAD)
+            return upload_fail(u, 413, "the archive is larger than 64 GiB");
+        if (write_all(u->fd, data, len) < 0)
+            return upload_fail(u, 507, strerror(errno));
+        return;
+    }
+    /* The end of the body. */
+    u->fd = safe_close(u->fd);
+    if (u->n == 0)
+        return upload_fail(u, 400, "the request body must be the image archive");
+    _cleanup_free_ char *path = xasprintf("%s/%s/upload.tar", sn->dir, u->snap->id);
+    const char *image = dt_httpd_req_query(req, "image");
+    json_t *spec = json_pack("{s:s, s:s, s:s?}", "kind", "import", "archive", path, "name",
+                             image && *image ? image : NULL);
+    u->snap->state = DT_SNAPSHOT_PULLING;
+    if (dt_store_snapshot_update(u->c->s->store, u->snap, &err) < 0 ||
+        job_start(sn, u->snap->id, spec, false, &err) < 0) {
+        dt_api_error_errno(req, -ENOMEM, err);
+        return;
+    }
+    dt_httpd_reply_json(req, 200, snapshot_json(u->snap));
+}
+
+static void
+push_snapshot(struct call *c)
+{
+    struct dt_snapshots *sn = c->s->snapshots;
+    _cleanup_error_ struct dt_error *err = NULL;
+    const char *name = dt_httpd_req_query(c->req, "name");
+    const char *image = dt_httpd_req_query(c->req, "image");
+    struct dt_store_snapshot *snap;
+    int r;
+
+    if (!name || dt_store_check_name("snapshot name", name, &err) < 0)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "%s",
+                            err ? err->message : "the name query parameter is required");
+    if (strcmp(name, DEFAULT_NAME) == 0)
+        return dt_api_error(c->req, 409, "CONFLICT", "snapshot name '%s' is reserved", name);
+    if (image && *image && !image_name_ok(image))
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "invalid image name");
+    snap = xcalloc(1, sizeof(*snap));
+    snap->organization_id = xstrdup(c->org);
+    snap->name = xstrdup(name);
+    snap->image_name = xstrdup(image && *image ? image : name);
+    snap->state = DT_SNAPSHOT_PENDING;
+    snap->size_bytes = -1;
+    snap->cpu = 1;
+    snap->memory_gib = 1;
+    snap->disk_gib = 3;
+    r = dt_store_snapshot_insert(c->s->store, snap, &err);
+    if (r < 0) {
+        dt_store_snapshot_free(snap);
+        return dt_api_error_errno(c->req, r, err);
+    }
+    _cleanup_free_ char *dir = snapshot_dir(sn, snap->id);
+    _cleanup_free_ char *path = xasprintf("%s/upload.tar", dir);
+    int fd = -EBADF;
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = -errno;
+        (void) dt_store_snapshot_delete(c->s->store, snap->id, NULL);
+        dt_store_snapshot_free(snap);
+        return dt_api_error(c->req, 500, "INTERNAL_SERVER_ERROR", "store the upload: %s",
+                            strerror(-r));
+    }
+    /* The upload outlives this handler; its close callback ends the call. */
+    struct upload *u = xcalloc(1, sizeof(*u));
+    u->c = c;
+    u->snap = snap;
+    u->fd = fd;
+    dt_httpd_req_set_close_cb(c->req, on_upload_close, u);
+    dt_httpd_req_stream_body(c->req, on_upload_body, u);
+}
+
 static void
 list_snapshots(struct call *c)
 {
@@ -826,6 +962,8 @@ dt_snapshots_route(struct call *c, const char *const *seg, size_t n)
 
     if (n == 2 && post)
         return dt_api_with_json(c, NULL, create_snapshot, false);
+    if (n == 3 && post && strcmp(seg[2], "push") == 0)
+        return push_snapshot(c);
     if (n == 2 && get)
         return list_snapshots(c);
     if (n == 3 && get) {

@@ -38,6 +38,9 @@ struct dt_bind {
     char *source;      /* host path (absolute, must exist) */
     char *destination; /* path inside the sandbox (absolute) */
     bool readonly;
+    bool idmap;        /* seen through the sandbox's id mapping, as image layers are: the
+                        * files' owners are the sandbox's uids (0..65535) on the host too, so
+                        * every sandbox that mounts SOURCE sees the same owners (volumes) */
 };
 
 struct dt_plan {

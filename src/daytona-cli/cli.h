@@ -75,6 +75,7 @@ extern const struct cli_command cli_cmd_sandbox, cli_cmd_create, cli_cmd_list, c
         cli_cmd_start, cli_cmd_stop, cli_cmd_delete, cli_cmd_archive, cli_cmd_exec, cli_cmd_ssh,
         cli_cmd_preview_url;
 extern const struct cli_command cli_cmd_snapshot, cli_cmd_volume, cli_cmd_organization;
+extern const struct cli_command cli_cmd_session_reaper; /* hidden helper of exec */
 
 /* The top-level table (main.c). */
 extern const struct cli_command *const cli_top_commands[];

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +81,91 @@ out_stderr(const char *data, size_t len, void *userdata)
     return write_all(STDERR_FILENO, data, len);
 }
 
+/* If the CLI dies before the command ends (Ctrl-C, a kill), the command would go on running in
+ * the sandbox. A watchdog process deletes the session (and with it the command) in that case:
+ * it is this binary re-executed as the hidden `__session-reaper`, reading a pipe whose write
+ * end only we hold. A "d" on the pipe means "finished normally, nothing to do"; EOF without it
+ * means we are gone. It ignores the terminal's signals, which reach the whole process group. */
+static pid_t
+start_session_reaper(const char *sandbox, const char *session, int *ret_fd)
+{
+    int p[2];
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+        safe_close(p[0]);
+        safe_close(p[1]);
+        return r;
+    }
+    if (pid == 0) {
+        /* Only async-signal-safe calls until exec. dup2 clears O_CLOEXEC on the copies. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (dup2(p[0], STDIN_FILENO) < 0 || null < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+            dup2(null, STDERR_FILENO) < 0)
+            _exit(127);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGQUIT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
+        if (cli_profile)
+            execl("/proc/self/exe", "daytona", "--profile", cli_profile, "__session-reaper",
+                  sandbox, session, (char *) NULL);
+        else
+            execl("/proc/self/exe", "daytona", "__session-reaper", sandbox, session,
+                  (char *) NULL);
+        _exit(127);
+    }
+    safe_close(p[0]);
+    *ret_fd = p[1];
+    return pid;
+}
+
+/* Tell the reaper all is well and reap it. */
+static void
+stop_session_reaper(pid_t pid, int fd)
+{
+    if (pid <= 0)
+        return;
+    (void) write_all(fd, "d", 1);
+    safe_close(fd);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static int
+run_session_reaper(struct cli_args *a)
+{
+    char b;
+    ssize_t n;
+    daytona_client *c = NULL;
+
+    do
+        n = read(STDIN_FILENO, &b, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1)
+        return 0;
+    if (cli_client_open(&c) != 0)
+        return 1;
+    (void) daytona_session_delete(c, a->argv[0], a->argv[1], NULL);
+    daytona_client_free(c);
+    return 0;
+}
+
+const struct cli_command cli_cmd_session_reaper = {
+    .name = "__session-reaper",
+    .args_usage = "SANDBOX SESSION",
+    .summary = "delete SESSION when stdin reaches EOF without a 'd' (used by exec)",
+    .min_args = 2,
+    .max_args = 2,
+    .flags = CLI_CMD_HIDDEN,
+    .run = run_session_reaper,
+};
+
 static int
 run_exec(struct cli_args *a)
 {
@@ -90,7 +176,8 @@ run_exec(struct cli_args *a)
     struct daytona_session_exec_result res = {};
     daytona_client *c = NULL;
     daytona_error *e = NULL;
-    int r, code = -1;
+    int r, code = -1, reaper_fd = -EBADF;
+    pid_t reaper;
     bool streamed = true;
 
     if (cli_opt_u64(a, "timeout", &timeout) < 0)
@@ -120,9 +207,16 @@ run_exec(struct cli_args *a)
         daytona_client_free(c);
         return cli_fail(r, e, "create session");
     }
+    reaper = start_session_reaper(sandbox, session, &reaper_fd);
+    if (reaper < 0) {
+        (void) daytona_session_delete(c, sandbox, session, NULL);
+        daytona_client_free(c);
+        return cli_error("start watchdog: %s", strerror((int) -reaper));
+    }
     r = daytona_session_exec(c, sandbox, session, full, /* run_async= */ true, 0, &res, &e);
     if (r < 0) {
         (void) daytona_session_delete(c, sandbox, session, NULL);
+        stop_session_reaper(reaper, reaper_fd);
         daytona_client_free(c);
         return cli_fail(r, e, "execute command");
     }
@@ -136,14 +230,15 @@ run_exec(struct cli_args *a)
         streamed = false;
     } else if (r < 0) {
         (void) daytona_session_delete(c, sandbox, session, NULL);
+        stop_session_reaper(reaper, reaper_fd);
         daytona_session_exec_result_done(&res);
         daytona_client_free(c);
         return cli_fail(r, e, "follow command output");
     }
 
     /* The log stream closes when the command has exited; its status may take a moment to be
-     * recorded, so poll briefly. */
-    for (int i = 0; i < 600; i++) {
+     * recorded, so poll briefly. Without the stream, poll until the command ends. */
+    for (int i = 0; !streamed || i < 600; i++) {
         struct daytona_command *st = NULL;
         r = daytona_session_command_get(c, sandbox, session, res.cmd_id, &st, &e);
         if (r < 0)
@@ -165,6 +260,7 @@ run_exec(struct cli_args *a)
         }
     }
     (void) daytona_session_delete(c, sandbox, session, NULL);
+    stop_session_reaper(reaper, reaper_fd);
     daytona_session_exec_result_done(&res);
     daytona_client_free(c);
     if (r < 0)

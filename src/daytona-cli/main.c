@@ -58,6 +58,7 @@ const struct cli_command *const cli_top_commands[] = {
     &cli_cmd_version,
     &cli_cmd_help,
     &cli_cmd_gen_docs,
+    &cli_cmd_session_reaper,
     NULL,
 };
 

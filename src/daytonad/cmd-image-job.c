@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -123,13 +125,89 @@ need_runtime(struct job *j, struct dt_error **err)
     return dt_runtime_new(&rc, &j->rt, err);
 }
 
+/* Unpack the build context tars (uploaded by the SDK, contract §2.8: each holds files under
+ * their absolute local paths without the leading '/') into one directory, safely: no "..", no
+ * absolute names, no writing through symlinks, no owners or devices from the archive. */
+static int
+unpack_contexts(json_t *contexts, const char *dir, struct dt_error **err)
+{
+    json_t *v;
+    size_t i;
+
+    json_array_foreach(contexts, i, v) {
+        const char *path = json_string_value(v);
+        struct archive *in = archive_read_new(), *out = archive_write_disk_new();
+        struct archive_entry *e;
+        int r = 0, k;
+
+        archive_read_support_format_tar(in);
+        archive_write_disk_set_options(out, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                                    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
+                                                    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM);
+        if (!path || archive_read_open_filename(in, path, 65536) != ARCHIVE_OK)
+            r = dt_error_set(err, EINVAL, "build context '%s': %s", path ? path : "",
+                             archive_error_string(in));
+        while (r >= 0 && (k = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
+            mode_t type = archive_entry_filetype(e);
+            if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
+                continue;
+            _cleanup_free_ char *dst = xasprintf("%s/%s", dir, archive_entry_pathname(e));
+            archive_entry_set_pathname(e, dst);
+            if (archive_entry_hardlink(e)) {
+                _cleanup_free_ char *t = xasprintf("%s/%s", dir, archive_entry_hardlink(e));
+                archive_entry_set_hardlink(e, t);
+            }
+            if (archive_write_header(out, e) != ARCHIVE_OK) {
+                r = dt_error_set(err, EINVAL, "build context: %s", archive_error_string(out));
+                break;
+            }
+            const void *buf;
+            size_t len;
+            int64_t off;
+            while ((k = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK)
+                if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK) {
+                    k = ARCHIVE_FATAL;
+                    break;
+                }
+            if (k != ARCHIVE_EOF) {
+                r = dt_error_set(err, EINVAL, "build context: %s", archive_error_string(in));
+                break;
+            }
+            archive_write_finish_entry(out);
+        }
+        if (r >= 0 && k != ARCHIVE_EOF)
+            r = dt_error_set(err, EINVAL, "build context '%s': %s", path,
+                             archive_error_string(in));
+        archive_read_free(in);
+        archive_write_free(out);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static int
 build(struct job *j, const char *dockerfile, struct dt_image *img, struct dt_error **err)
 {
+    _cleanup_free_ char *ctx = NULL;
+    json_t *contexts = json_object_get(j->spec, "contexts");
     int r = need_runtime(j, err);
     if (r < 0)
         return r;
+    if (json_array_size(contexts) > 0) {
+        ctx = xasprintf("%s/images/tmp/context-XXXXXX", j->data_dir);
+        if (!mkdtemp(ctx))
+            return dt_error_errno(err, errno, "create a build context directory");
+        say("Unpacking %zu build context(s)", json_array_size(contexts));
+        r = unpack_contexts(contexts, ctx, err);
+        if (r < 0) {
+            (void) rm_rf_at(AT_FDCWD, ctx);
+            return r;
+        }
+    }
     struct dt_build_opts o = {
+        .context_dir = ctx,
         .dockerfile = dockerfile,
         .dockerfile_len = strlen(dockerfile),
         .resolve_base = resolve_base,
@@ -137,7 +215,10 @@ build(struct job *j, const char *dockerfile, struct dt_image *img, struct dt_err
         .log_fd = STDERR_FILENO,
         .rt = j->rt,
     };
-    return dt_image_build(j->store, &o, img, err);
+    r = dt_image_build(j->store, &o, img, err);
+    if (ctx)
+        (void) rm_rf_at(AT_FDCWD, ctx);
+    return r;
 }
 
 /* mmdebstrap into a new layer keyed by the recipe's hash (built once per recipe). */

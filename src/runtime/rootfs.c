@@ -35,13 +35,15 @@ dt_rootfs_idmapped_clone(const char *path, int userns_fd, bool readonly, struct 
 }
 
 int
-dt_rootfs_bind_clone(const char *path, bool readonly, struct dt_error **err)
+dt_rootfs_bind_clone(const char *path, bool readonly, int userns_fd, struct dt_error **err)
 {
     _cleanup_close_ int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (fd < 0)
         return dt_error_errno(err, errno, "clone mount of '%s'", path);
     struct mount_attr a = {
-            .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (readonly ? MOUNT_ATTR_RDONLY : 0),
+            .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (readonly ? MOUNT_ATTR_RDONLY : 0) |
+                        (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
+            .userns_fd = userns_fd >= 0 ? (uint64_t) userns_fd : 0,
     };
     if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
         return dt_error_errno(err, errno, "set attributes of bind mount '%s'", path);

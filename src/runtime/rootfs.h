@@ -17,11 +17,13 @@
 int dt_rootfs_idmapped_clone(const char *path, int userns_fd, bool readonly,
                              struct dt_error **err);
 
-/* Clone the host path PATH for a bind mount into a sandbox: *not* idmapped, so the sandbox's
- * root writes there as its unprivileged host uid (DT_UID_BASE + slot * 65536) and sees host-root
- * files as nobody; nosuid and nodev, optionally read-only. Idmapping a bind would let the
- * sandbox's root create host-root-owned setuid files in it. */
-int dt_rootfs_bind_clone(const char *path, bool readonly, struct dt_error **err);
+/* Clone the host path PATH for a bind mount into a sandbox; nosuid and nodev, optionally
+ * read-only. With USERNS_FD < 0 it is not idmapped: the sandbox's root writes there as its
+ * unprivileged host uid (DT_UID_BASE + slot * 65536) and sees host-root files as nobody. With a
+ * user namespace fd it is idmapped like image layers (volumes shared by sandboxes of different
+ * slots): the sandbox's root then creates host-root-owned files, setuid ones too, so PATH must
+ * sit below a directory no unprivileged host user can enter (daytonad's 0700 data dir). */
+int dt_rootfs_bind_clone(const char *path, bool readonly, int userns_fd, struct dt_error **err);
 
 /* Build the overlay: LAYERS (topmost first), UPPER and WORK given as directory fds (on the same
  * filesystem). Returns the detached overlay mount fd (O_CLOEXEC). */

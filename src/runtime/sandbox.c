@@ -904,7 +904,8 @@ start_init(struct dt_sandbox *sb, const struct dt_start_opts *o, int upper, int 
             fds[nfds++] = rootmnt;
     }
     for (size_t i = 0; r >= 0 && i < p->n_binds; i++) {
-        int m = dt_rootfs_bind_clone(p->binds[i].source, p->binds[i].readonly, err);
+        int m = dt_rootfs_bind_clone(p->binds[i].source, p->binds[i].readonly,
+                                     p->binds[i].idmap ? userns : -1, err);
         if (m < 0)
             r = m;
         else

@@ -235,9 +235,10 @@ plan_to_json(const struct dt_plan *p)
 {
     json_t *binds = json_array();
     for (size_t i = 0; i < p->n_binds; i++)
-        json_array_append_new(binds, json_pack("{s:s, s:s, s:b}", "source", p->binds[i].source,
+        json_array_append_new(binds, json_pack("{s:s, s:s, s:b, s:b}", "source", p->binds[i].source,
                                                "destination", p->binds[i].destination,
-                                               "readonly", (int) p->binds[i].readonly));
+                                               "readonly", (int) p->binds[i].readonly,
+                                               "idmap", (int) p->binds[i].idmap));
     json_t *o = json_object();
     json_object_set_new(o, "version", json_integer(PLAN_VERSION));
     json_object_set_new(o, "id", json_string(p->id));
@@ -395,6 +396,7 @@ plan_from_json(json_t *o, struct dt_plan *p)
                 .source = xstrdup(src),
                 .destination = xstrdup(dst),
                 .readonly = json_is_true(json_object_get(b, "readonly")),
+                .idmap = json_is_true(json_object_get(b, "idmap")),
         };
     }
     if (!p->env)
@@ -575,6 +577,15 @@ build_plan(const struct dt_runner_spec *spec, const char *rootfs, struct dt_plan
     /* The agent's own cwd; it runs commands in the user's home or the image's WORKDIR. An
      * image need not have a home for its user. */
     p->cwd = xstrdup("/");
+    for (size_t i = 0; i < spec->n_binds; i++) {
+        p->binds = xreallocarray(p->binds, p->n_binds + 1, sizeof(*p->binds));
+        p->binds[p->n_binds++] = (struct dt_bind){
+                .source = xstrdup(spec->binds[i].source),
+                .destination = xstrdup(spec->binds[i].destination),
+                .readonly = spec->binds[i].readonly,
+                .idmap = spec->binds[i].idmap,
+        };
+    }
     if (!own_image)
         dt_rootfs_default_binds(p);
     dt_agent_plan(p, spec->user && *spec->user ? spec->user : "daytona", spec->workdir);

@@ -51,6 +51,8 @@ struct dt_runner_spec {
     char **env;               /* NULL-terminated "K=V" (the sandbox's env), or NULL */
     bool network_block_all;
     char **network_allow;     /* NULL-terminated CIDRs, or NULL */
+    const struct dt_bind *binds; /* volumes (copied into the plan) */
+    size_t n_binds;
 };
 
 /* Returns a new runner; free with dt_runner_free(). Creates DATA_DIR/{sandboxes,runtime} (0700),

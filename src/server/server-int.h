@@ -23,6 +23,7 @@ struct dt_server {
     char *default_org;
     struct dt_events *events;
     struct dt_snapshots *snapshots;
+    struct dt_objstore *objstore;
     uv_timer_t *engine_timer; /* the lifecycle engine's tick (own allocation: it is closed
                                * after the server is freed) */
     uv_timer_t *pool_timer;   /* refills the warm pool, one sandbox per tick */
@@ -119,6 +120,21 @@ bool dt_snapshots_is_default(struct dt_snapshots *sn, const char *name);
 /* The server calls this when a sandbox waiting for its snapshot may start (the snapshot became
  * active or failed): implemented in server.c. */
 void dt_server_snapshot_ready(struct dt_server *s, const struct dt_store_snapshot *snap);
+
+/* ---- volumes.c ---- */
+
+/* /api/volumes[/...] (SEG[1] == "volumes"). */
+void dt_volumes_route(struct call *c, const char *const *seg, size_t n);
+/* Validate a create's `volumes` (each volume of the caller's organization, mount paths
+ * absolute and not over /proc, /sys, /dev; subpaths relative, created) into *RET_JSON (the
+ * record's form, ids resolved). -1 after answering 4xx. */
+int dt_volumes_for_create(struct call *c, json_t *vols, char **ret_json);
+/* The runtime binds (idmapped) of a record's volumes_json. */
+struct dt_bind;
+int dt_volumes_binds(struct dt_server *s, const char *volumes_json, struct dt_bind **ret,
+                     size_t *ret_n);
+/* DATA_DIR/volumes/<id>, malloc'ed. */
+char *dt_volume_path(struct dt_server *s, const char *id);
 
 int dt_signing_key(struct dt_server *s, const char *id, bool rotate, char **ret,
                    struct dt_error **err);

@@ -22,6 +22,7 @@
 #include "dt/store.h"
 #include "dt/time-util.h"
 #include "dt/xalloc.h"
+#include "server/objstore.h"
 #include "server/proxy.h"
 #include "server/runner.h"
 #include "server/server-int.h"
@@ -400,7 +401,17 @@ dt_server_run_sandbox(struct dt_server *s, const struct dt_store_sandbox *sb, st
             spec.user = user;
         }
     }
+    struct dt_bind *binds = NULL;
+    size_t n_binds = 0;
+    (void) dt_volumes_binds(s, sb->volumes_json, &binds, &n_binds);
+    spec.binds = binds;
+    spec.n_binds = n_binds;
     r = dt_runner_start(s->runner, &spec, err);
+    for (size_t i = 0; i < n_binds; i++) {
+        free(binds[i].source);
+        free(binds[i].destination);
+    }
+    free(binds);
     if (img) {
         dt_image_done(img);
         free(img);
@@ -933,11 +944,10 @@ create_sandbox(struct call *c, json_t *body, const char *const *params)
     {
         json_t *vols = json_object_get(body, "volumes");
         if (vols && !json_is_null(vols)) {
-            if (!json_is_array(vols) || json_array_size(vols) > 64)
-                return dt_api_error(c->req, 400, "BAD_REQUEST", "volumes must be an array (at most 64)");
-            /* Kept in the record; mounting them needs volumes (not yet on this server). */
             free(sb->volumes_json);
-            sb->volumes_json = json_dumps(vols, JSON_COMPACT);
+            sb->volumes_json = NULL;
+            if (dt_volumes_for_create(c, vols, &sb->volumes_json) < 0)
+                return;
         }
     }
     if ((r = dt_api_get_int(c, body, "ttlMinutes", 0, 1 << 30, &v)) < 0)
@@ -1352,11 +1362,16 @@ route_api(struct call *c, const char *const *seg, size_t n)
     } else if (n == 2 && strcmp(seg[1], "config") == 0 && get) {
         return dt_httpd_reply_json(c->req, 200, json_pack("{s:s}", "version", "0.1.0"));
     }
+    if (n == 3 && strcmp(seg[1], "object-storage") == 0 && strcmp(seg[2], "push-access") == 0 &&
+        get)
+        return dt_objstore_push_access(c->s->objstore, c);
     if (n >= 4 && strcmp(seg[1], "sandbox") == 0)
         return sandbox_unsupported(c, seg[2], seg[3]);
     if (n >= 2 && strcmp(seg[1], "snapshots") == 0)
         return dt_snapshots_route(c, seg, n);
-    if (n >= 2 && (strcmp(seg[1], "volumes") == 0 ||
+    if (n >= 2 && strcmp(seg[1], "volumes") == 0)
+        return dt_volumes_route(c, seg, n);
+    if (n >= 2 && (
                    strcmp(seg[1], "secret") == 0 || strcmp(seg[1], "warm-pools") == 0 ||
                    strcmp(seg[1], "object-storage") == 0))
         return dt_api_error(c->req, 501, "NOT_IMPLEMENTED", "%s are not supported by this server yet",
@@ -1496,6 +1511,12 @@ handle(struct dt_httpd_req *req, void *userdata)
     c->req = req;
     c->start_ns = uv_hrtime();
     dt_httpd_req_set_close_cb(req, dt_call_closed, c);
+    if (n >= 1 && strcmp(seg[0], "s3") == 0) {
+        /* S3 (image build contexts) authenticates with SigV4, not an API key. */
+        dt_httpd_req_set_close_cb(req, NULL, NULL);
+        call_free(c);
+        return dt_objstore_handle(s->objstore, req, seg, n);
+    }
     if (n == 1 && strcmp(seg[0], "metrics") == 0)
         return metrics(s, req);
     if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "health") == 0)
@@ -1583,6 +1604,7 @@ dt_server_new(uv_loop_t *loop, const struct dt_server_config *cfg, struct dt_ser
     struct dt_httpd_config hc = { .handler = handle };
     struct dt_runner_config rc = { 0 };
     struct dt_server *s = xcalloc(1, sizeof(*s));
+    char *objdir;
     int r;
 
     s->loop = loop;
@@ -1608,6 +1630,11 @@ dt_server_new(uv_loop_t *loop, const struct dt_server_config *cfg, struct dt_ser
         goto fail;
     s->events = dt_events_new(s);
     r = dt_snapshots_new(s, &s->snapshots, err);
+    if (r < 0)
+        goto fail;
+    objdir = xasprintf("%s/objects", s->data_dir);
+    r = dt_objstore_new(s, objdir, &s->objstore, err);
+    free(objdir);
     if (r < 0)
         goto fail;
     reconcile(s);
@@ -1666,6 +1693,7 @@ dt_server_free(struct dt_server *s)
         dt_store_sandbox_array_free(&pool);
     }
     dt_httpd_free(s->httpd); /* first: closing its WebSockets unsubscribes event clients */
+    dt_objstore_free(s->objstore); /* after the httpd: its uploads' close callbacks use it */
     dt_snapshots_free(s->snapshots);
     dt_events_free(s->events);
     if (s->engine_timer)

@@ -25,6 +25,7 @@
 #include "dt/parse-util.h"
 #include "dt/store.h"
 #include "dt/xalloc.h"
+#include "server/objstore.h"
 #include "server/runner.h"
 #include "server/server-int.h"
 #include "dt/banned.h"
@@ -356,8 +357,17 @@ start_snapshot_job(struct dt_snapshots *sn, struct dt_store_snapshot *snap, stru
     } else if (snap->build_info_json) {
         json_t *bi = json_loads(snap->build_info_json, 0, NULL);
         const char *df = json_string_value(json_object_get(bi, "dockerfileContent"));
-        spec = json_pack("{s:s, s:s, s:O?}", "kind", "build", "dockerfile", df ? df : "",
-                         "contextHashes", json_object_get(bi, "contextHashes"));
+        spec = json_pack("{s:s, s:s}", "kind", "build", "dockerfile", df ? df : "");
+        json_t *ctxs = json_array(), *h;
+        size_t hi;
+        json_array_foreach(json_object_get(bi, "contextHashes"), hi, h) {
+            char *path = dt_objstore_context_path(sn->s->objstore, snap->organization_id,
+                                                  json_string_value(h));
+            if (path)
+                json_array_append_new(ctxs, json_string(path));
+            free(path);
+        }
+        json_object_set_new(spec, "contexts", ctxs);
         /* FROM may name one of the organization's active snapshots. */
         struct dt_store_snapshot_array all = {0};
         uint64_t total = 0;
@@ -657,15 +667,14 @@ get_build_info(struct call *c, json_t *bi)
                              "buildInfo.contextHashes must hold short strings");
                 return NULL;
             }
-        }
-        if (json_array_size(hashes) > 0) {
-            /* Local build contexts live in object storage, which this server does not offer
-             * yet (contract §2.8): say so instead of failing the build later. */
-            dt_api_error(c->req, 400, "BAD_REQUEST",
-                         "images with local files (addLocalFile, addLocalDir, "
-                         "pipInstallFromRequirements, COPY from the context) need object "
-                         "storage, which this server does not offer yet");
-            return NULL;
+            /* Uploaded by the SDK to our object storage (contract §2.8) before this call. */
+            _cleanup_free_ char *path = dt_objstore_context_path(c->s->objstore, c->org,
+                                                                 json_string_value(h));
+            if (!path) {
+                dt_api_error(c->req, 400, "BAD_REQUEST", "build context '%s' was not uploaded",
+                             json_string_value(h));
+                return NULL;
+            }
         }
     }
     json_t *o = json_pack("{s:O}", "dockerfileContent", df);

@@ -64,8 +64,8 @@ class Sha256 {
     reset() {}
 }
 
-// A request signed by hand, so the body and headers can be anything. Returns {status, body}.
-async function raw(acc, method, key, { query = {}, body = '', headers = {}, date, payloadHash } = {}) {
+// A request signed by hand, so the body and headers can be anything: {path, headers, buf}.
+async function sign(acc, method, key, { query = {}, body = '', headers = {}, date, payloadHash } = {}) {
     const url = new URL(acc.storageUrl);
     const p = `${url.pathname}/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
     const signer = new SignatureV4({
@@ -85,12 +85,16 @@ async function raw(acc, method, key, { query = {}, body = '', headers = {}, date
     };
     const signed = await signer.sign(req, { signingDate: date ?? new Date() });
     const qs = new URLSearchParams(query).toString();
+    return { url, path: `${p}${qs ? '?' + qs : ''}`, headers: signed.headers, buf };
+}
+
+async function raw(acc, method, key, opts = {}) {
+    const { url, path: target, headers, buf } = await sign(acc, method, key, opts);
     // node:http, not fetch: WHATWG URL parsing would resolve the '..' this test needs to send.
     const http = await import('node:http');
     return await new Promise((resolve, reject) => {
         const req = http.request({
-            host: url.hostname, port: Number(url.port), method, path: `${p}${qs ? '?' + qs : ''}`,
-            headers: signed.headers,
+            host: url.hostname, port: Number(url.port), method, path: target, headers,
         }, (res) => {
             let text = '';
             res.setEncoding('utf8');
@@ -308,9 +312,61 @@ const one = crypto.randomBytes(1 << 20);
     ok('unsigned-huge-refused');
 }
 
+// Signed but oversized or broken uploads: refused, and no temporary file survives.
+{
+    const net = await import('node:net');
+    const send = async (method, key, opts, bodyBytes) => {
+        const s = await sign(A, method, key, opts);
+        const sock = net.connect(Number(s.url.port), s.url.hostname);
+        await new Promise((res) => sock.on('connect', res));
+        let head = `${method} ${s.path} HTTP/1.1\r\n`;
+        for (const [k, v] of Object.entries(s.headers))
+            head += `${k}: ${v}\r\n`;
+        sock.write(head + '\r\n');
+        if (bodyBytes)
+            sock.write(Buffer.alloc(bodyBytes, 0x61));
+        return sock;
+    };
+    const readHead = (sock) => new Promise((res) => {
+        let t = '';
+        sock.on('data', (d) => { t += d; if (t.includes('\r\n\r\n')) res(t); });
+        sock.on('close', () => res(t));
+    });
+    const tmpFiles = () => [...fs.readdirSync(path.join(objectsDir, '.tmp')),
+        ...fs.readdirSync(path.join(objectsDir, '.uploads')).flatMap((d) =>
+            fs.readdirSync(path.join(objectsDir, '.uploads', d)).filter((f) => f.startsWith('.tmp')))];
+
+    // Declared 6 GiB: 400 EntityTooLarge at once.
+    let sock = await send('PUT', `${pa}t/huge`, { payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': String(6 * 2 ** 30) } });
+    assert.match(await readHead(sock), /^HTTP\/1\.1 400[^]*EntityTooLarge|^HTTP\/1\.1 400/);
+    sock.destroy();
+    // Client gone halfway: the temporary file is removed.
+    sock = await send('PUT', `${pa}t/half`, { payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': '1000000' } }, 300000);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(tmpFiles().length > 0, 'an upload in progress has a temporary file');
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(tmpFiles(), []);
+    assert.ok(!fs.existsSync(onDisk(`${pa}t/half`)));
+    // The same for a part.
+    const c = await a.send(new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: `${pa}t/halfpart` }));
+    sock = await send('PUT', `${pa}t/halfpart`, { payloadHash: 'UNSIGNED-PAYLOAD', query: { partNumber: '1', uploadId: c.UploadId }, headers: { 'content-length': '1000000' } }, 300000);
+    await new Promise((r) => setTimeout(r, 200));
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(tmpFiles(), []);
+    // Part numbers outside 1..10000.
+    for (const n of ['0', '10001', 'x']) {
+        const r = await raw(A, 'PUT', `${pa}t/halfpart`, { query: { partNumber: n, uploadId: c.UploadId }, body: 'x' });
+        assert.equal(r.status, 400, `partNumber ${n}: ${r.body}`);
+    }
+    await a.send(new s3.AbortMultipartUploadCommand({ Bucket: bucket, Key: `${pa}t/halfpart`, UploadId: c.UploadId }));
+    ok('no-leftovers');
+}
+
 // The Daytona SDK's own ObjectStorage.upload(): hash, tar, list, upload; then a no-op second time.
 {
-    const { ObjectStorage } = require('@daytonaio/sdk/cjs/ObjectStorage.js');
+    const { ObjectStorage } = require(path.join(nodeModules, '@daytonaio/sdk/cjs/ObjectStorage.js'));
     const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-objstore-ctx-'));
     try {
         fs.mkdirSync(path.join(ctx, 'proj', 'sub'), { recursive: true });

@@ -264,7 +264,7 @@ cache_hit(struct build *b, const char *key)
 static bool
 dir_is_empty(int dfd)
 {
-    int fd = dup(dfd);
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* not dup: a shared offset */
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     struct dirent *de;
     bool empty = true;
@@ -536,7 +536,7 @@ copy_entry(struct copy_ctx *c, int srcdir, const char *name, const char *dst, un
             return dt_error_errno(err, errno, "COPY: open %s", name);
         if (!c->dry && *dst && mkdirat(c->lfd, dst, mode) < 0 && errno != EEXIST)
             return dt_error_errno(err, errno, "COPY: create %s", dst);
-        int d2 = dup(d);
+        int d2 = openat(d, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *dir = d2 >= 0 ? fdopendir(d2) : NULL;
         if (!dir) {
             safe_close(d2);
@@ -1019,6 +1019,12 @@ dt_image_build(struct dt_imgstore *s, const struct dt_build_opts *o, struct dt_i
         }
     }
     if (r >= 0) {
+        b.cur.size_bytes = 0;
+        for (char **l = b.cur.layers; l && *l; l++) {
+            uint64_t sz = 0;
+            if (dt_imgstore_layer_size(s, *l, &sz) >= 0)
+                b.cur.size_bytes += sz;
+        }
         free(b.cur.digest);
         b.cur.digest = xasprintf("build:%s", b.key);
         *ret = b.cur;

@@ -207,7 +207,7 @@ tree_size(int dirfd, uint64_t *total, unsigned depth)
 {
     if (depth > 4096)
         return -ELOOP;
-    int fd = dup(dirfd);
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     DIR *d = fdopendir(fd);

@@ -112,7 +112,8 @@ walk(int dirfd, uint32_t base, struct inode_set *seen, unsigned depth, struct dt
 {
     if (depth > MAX_DEPTH)
         return dt_error_set(err, ELOOP, "layer directory nested deeper than %d", MAX_DEPTH);
-    int fd = dup(dirfd);
+    /* A new open file description: a dup would share (and move) the caller's offset. */
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return dt_error_errno(err, errno, "dup");
     DIR *d = fdopendir(fd);

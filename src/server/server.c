@@ -35,6 +35,7 @@
 #define MAX_MEMORY_GIB 8
 #define MAX_DISK_GIB   10
 #define POOL_ORG_NAME  "warm-pool"
+#define MAX_AUTO_ARCHIVE_MIN (7 * 24 * 60)
 
 
 
@@ -590,8 +591,13 @@ engine_tick(uv_timer_t *t)
             bool ttl = sb->auto_destroy_at_ms > 0 && now >= sb->auto_destroy_at_ms;
             bool idle_stopped = sb->state == DT_SANDBOX_STOPPED && sb->auto_delete_interval >= 0 &&
                                 now - sb->updated_at_ms >= sb->auto_delete_interval * 60000;
+            /* Auto-archive: stopped this long (0 = the maximum, 7 days). */
+            int64_t archive_ms = (sb->auto_archive_interval > 0 ? sb->auto_archive_interval
+                                                                : MAX_AUTO_ARCHIVE_MIN) * 60000;
             if (ttl || idle_stopped)
                 (void) destroy_sandbox(s, sb, NULL);
+            else if (sb->state == DT_SANDBOX_STOPPED && now - sb->updated_at_ms >= archive_ms)
+                (void) dt_server_save_state(s, sb, DT_SANDBOX_ARCHIVED, NULL, NULL);
         }
     dt_store_sandbox_array_free(&all);
 }
@@ -1074,7 +1080,7 @@ start_sandbox(struct call *c, const char *const *params)
     if (sb->state == DT_SANDBOX_STARTED && dt_runner_is_running(c->s->runner, sb->id))
         return reply_sandbox(c, 200, sb);
     if (sb->state != DT_SANDBOX_STOPPED && sb->state != DT_SANDBOX_ERROR &&
-        sb->state != DT_SANDBOX_STARTED)
+        sb->state != DT_SANDBOX_STARTED && sb->state != DT_SANDBOX_ARCHIVED)
         return dt_api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s and cannot be started",
                          sb->id, dt_sandbox_state_to_string(sb->state));
     sb->desired_state = DT_DESIRED_STARTED;
@@ -1135,6 +1141,30 @@ stop_sandbox(struct call *c, const char *const *params)
         return reply_sandbox(c, 200, sb);
     }
     r = dt_server_save_state(c->s, sb, DT_SANDBOX_STOPPED, NULL, &err);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+/* POST /sandbox/{id}/archive: a stopped sandbox becomes archived. Its files stay on this
+ * machine (there is no object storage tier to move them to); start brings it back as from
+ * stopped. A started one is stopped first, as Daytona's archive requires it stopped. */
+static void
+archive_sandbox(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int r;
+
+    if (!sb)
+        return;
+    if (sb->state == DT_SANDBOX_ARCHIVED)
+        return reply_sandbox(c, 200, sb);
+    if (sb->state != DT_SANDBOX_STOPPED)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' is %s: stop it before "
+                            "archiving", sb->id, dt_sandbox_state_to_string(sb->state));
+    sb->desired_state = DT_DESIRED_ARCHIVED;
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_ARCHIVED, NULL, &err);
     if (r < 0)
         return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
@@ -1342,7 +1372,9 @@ route_api(struct call *c, const char *const *seg, size_t n)
                 dt_snapshots_sandbox_logs(c, sb, strcmp(a, "build-logs-url") == 0);
             return;
         }
-        if (post && (strcmp(a, "archive") == 0 || strcmp(a, "pause") == 0 ||
+        if (post && strcmp(a, "archive") == 0)
+            return archive_sandbox(c, p);
+        if (post && (strcmp(a, "pause") == 0 ||
                      strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
                      strcmp(a, "snapshot") == 0 || strcmp(a, "recover") == 0))
             return unsupported(c, a);

@@ -22,6 +22,7 @@
 #include "dt/image.h"
 #include "dt/log.h"
 #include "dt/macros.h"
+#include "dt/oci.h"
 #include "dt/parse-util.h"
 #include "dt/store.h"
 #include "dt/xalloc.h"
@@ -705,9 +706,14 @@ create_snapshot(struct call *c, json_t *body, const char *const *params)
         return dt_api_error(c->req, 409, "CONFLICT", "snapshot name '%s' is reserved", name);
     if ((!image || json_is_null(image)) && (!bi || json_is_null(bi)))
         return dt_api_error(c->req, 400, "BAD_REQUEST", "imageName or buildInfo is required");
-    if (image && !json_is_null(image) &&
-        (!json_is_string(image) || !image_name_ok(json_string_value(image))))
-        return dt_api_error(c->req, 400, "BAD_REQUEST", "invalid imageName");
+    if (image && !json_is_null(image)) {
+        struct dt_image_ref *ref = NULL;
+        if (!json_is_string(image) || !image_name_ok(json_string_value(image)))
+            return dt_api_error(c->req, 400, "BAD_REQUEST", "invalid imageName");
+        if (dt_image_ref_parse(json_string_value(image), &ref, &err) < 0)
+            return dt_api_error(c->req, 400, "BAD_REQUEST", "%s", err->message);
+        dt_image_ref_free(ref);
+    }
     if (ep && !json_is_null(ep)) {
         if (!json_is_array(ep) || json_array_size(ep) > 256)
             return dt_api_error(c->req, 400, "BAD_REQUEST", "entrypoint must be an array of strings");

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The image store (layers appear by rename, sizes, GC, cache), the image JSON round trip, and
  * turning a sandbox's upper directory into a layer (owners shifted, overlay xattrs dropped). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -188,6 +189,17 @@ test_from_upper(void **state)
     assert_int_equal(setxattr(opq, "user.keep", "k", 1, 0), 0);
 
     assert_int_equal(dt_layer_from_upper(fd, base, &err), 0);
+    /* The caller's fd still lists the tree from the start: the walk used its own open file
+     * description (a dup shares the offset, and the builder then saw an empty layer). */
+    {
+        DIR *d = fdopendir(dup(fd));
+        int n = 0;
+        assert_non_null(d);
+        while (readdir(d))
+            n++;
+        closedir(d);
+        assert_true(n > 2);
+    }
 
     assert_int_equal(fstat(fd, &st), 0);
     assert_int_equal(st.st_uid, 0);

@@ -6,7 +6,7 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G "Unix Makefiles"
 
-.PHONY: all build run test test-release test-asan deps fuzz fuzz-smoke bench clean format
+.PHONY: all build run test test-release test-slow test-asan deps fuzz fuzz-smoke bench clean format
 
 all: build
 
@@ -31,13 +31,17 @@ $(BUILD_ASAN)/Makefile:
 test-release: deps build
 	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps $(BUILD)/node/agent
 	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps-sdk $(BUILD)/node/sdk
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE slow
 
 test-asan: deps $(BUILD_ASAN)/Makefile
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps $(BUILD_ASAN)/node/agent
 	DT_NPM_DEPS_STRICT=1 ./scripts/npm-deps-sdk $(BUILD_ASAN)/node/sdk
 	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -L 'unit|integration' --timeout 900
+
+# Long tests outside `make test`: the default snapshot built from the Debian mirror (minutes).
+test-slow: deps build
+	cd $(BUILD) && ctest --output-on-failure -L slow
 
 # Everything: the release build's suite, the sanitizer build's suite, and a short fuzz run.
 test: test-release test-asan fuzz-smoke
@@ -55,6 +59,7 @@ fuzz-smoke: fuzz
 bench: build
 	./bench/runtime
 	./bench/agent
+	/usr/bin/python3 ./bench/images
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

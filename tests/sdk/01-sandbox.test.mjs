@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Sandbox lifecycle through the official SDK: create with labels/env/resources/intervals, get by
 // id and by name, list with a label filter and cursor pagination, stop/start keeping files,
-// setLabels, the interval setters, delete, and the error classes (missing sandbox, bad API key,
-// invalid requests). Run by tests/sdk/run-sdk-tests against a real `daytonad serve`.
+// archive and start again, setLabels, the interval setters, delete, and the error classes
+// (missing sandbox, bad API key, invalid requests). Run by tests/sdk/run-sdk-tests against a real `daytonad serve`.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -136,6 +136,20 @@ describe('sandbox lifecycle', () => {
     const r = await b.process.executeCommand(`cat ${dir}/keep.txt`);
     assert.equal(r.exitCode, 0);
     assert.equal(r.result.trim(), 'kept-across-restart');
+  });
+
+  it('archive a stopped sandbox, then start it again with its files', T, async () => {
+    await b.process.executeCommand('echo archived > archived.txt');
+    // Archiving a started sandbox is refused with a clear error: stop it first.
+    await rejectsWith(b.archive(), sdk.DaytonaError, 'archive a started sandbox');
+    await daytona.stop(b);
+    await b.archive();
+    assert.equal(b.state, 'archived');
+    assert.equal((await daytona.get(b.id)).state, 'archived');
+    await daytona.start(b);
+    assert.equal(b.state, 'started');
+    const r = await b.process.executeCommand('cat archived.txt');
+    assert.equal(r.result.trim(), 'archived');
   });
 
   it('setLabels replaces the labels', T, async () => {

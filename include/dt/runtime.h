@@ -200,11 +200,12 @@ int dt_sandbox_pause(struct dt_sandbox *sb, struct dt_error **err);
 int dt_sandbox_resume(struct dt_sandbox *sb, struct dt_error **err);
 /* Grow the disk quota (only with disk_bytes > 0 at create); works while running. */
 int dt_sandbox_resize_disk(struct dt_sandbox *sb, uint64_t new_bytes, struct dt_error **err);
-/* The writable layer of a STOPPED sandbox, for turning it into an image layer: an O_RDONLY
+/* The writable layer of a sandbox, for turning it into an image layer: an O_RDONLY
  * O_DIRECTORY fd of its upper directory (inside the disk image when there is a quota: the fd
  * keeps that detached mount alive until closed) and the host uid of the sandbox's root (files
- * the sandbox wrote are owned by that range). -EBUSY while running; -ENOTSUP for an ephemeral
- * sandbox (its layer went with its tmpfs). */
+ * the sandbox wrote are owned by that range). Of a running sandbox it is the live layer: pause
+ * it first for a consistent copy. -ENOTSUP for a stopped ephemeral sandbox (its layer went with
+ * its tmpfs). */
 int dt_sandbox_open_upper(struct dt_sandbox *sb, int *ret_fd, uid_t *ret_uid_base,
                           struct dt_error **err);
 /* Like dt_sandbox_open_upper(), but MOVE the upper directory to DEST (same filesystem as the

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -306,6 +307,71 @@ debian_base(struct job *j, struct dt_error **err)
     return dt_imgstore_layer_commit(j->store, tmp, id, err);
 }
 
+/* A sandbox snapshot: the sandbox's writable layer (our fd 3, the sandbox paused meanwhile)
+ * copied into a new layer on top of its image. */
+static int
+commit(struct job *j, struct dt_image *img, struct dt_error **err)
+{
+    json_t *base = json_object_get(j->spec, "base");
+    json_t *ub = json_object_get(j->spec, "uidBase");
+    _cleanup_free_ char *tmp = NULL, *bj = NULL;
+    unsigned char rnd[32];
+    char id[65];
+    int dfd = -EBADF, r;
+
+    if (!json_is_object(base) || !json_is_integer(ub) || json_integer_value(ub) < 0 ||
+        fcntl(3, F_GETFD) < 0)
+        return dt_error_set(err, EINVAL, "job: commit needs base, uidBase and fd 3");
+    bj = json_dumps(base, JSON_COMPACT);
+    r = dt_image_from_json(bj, img, err);
+    if (r < 0)
+        return r;
+    r = dt_imgstore_layer_begin(j->store, &tmp, &dfd, err);
+    if (r < 0)
+        return r;
+    say("Copying the sandbox's files");
+    /* cp -a: owners, modes, times, xattrs (overlayfs' opaque marks), hard links, and the
+     * whiteouts (char 0/0 devices) as they are. */
+    char *argv[] = { (char *) "/bin/cp", (char *) "-a", (char *) "--reflink=auto",
+                     (char *) "/proc/self/fd/3/.", tmp, NULL };
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        r = dt_error_set(err, EIO, "copying the sandbox's files failed (see above)");
+    if (r >= 0)
+        r = dt_layer_from_upper(dfd, (uint32_t) json_integer_value(ub), err);
+    safe_close(dfd);
+    if (r >= 0 && getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+        r = dt_error_errno(err, errno, "getrandom");
+    if (r < 0) {
+        dt_imgstore_layer_abort(j->store, tmp);
+        return r;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    r = dt_imgstore_layer_commit(j->store, tmp, id, err);
+    if (r < 0)
+        return r;
+    strv_push(&img->layers, id);
+    img->size_bytes = 0;
+    for (char **l = img->layers; *l; l++) {
+        uint64_t sz = 0;
+        if (dt_imgstore_layer_size(j->store, *l, &sz) >= 0)
+            img->size_bytes += sz;
+    }
+    free(img->digest);
+    img->digest = xasprintf("layer:%s", id);
+    say("Snapshot layer %.12s", id);
+    return 0;
+}
+
 static int
 run_job(struct job *j, struct dt_image *img, struct dt_error **err)
 {
@@ -333,6 +399,8 @@ run_job(struct job *j, struct dt_image *img, struct dt_error **err)
             return dt_error_set(err, EINVAL, "job: no dockerfile");
         return build(j, df, img, err);
     }
+    if (strcmp(kind, "commit") == 0)
+        return commit(j, img, err);
     if (strcmp(kind, "default") == 0) {
         r = debian_base(j, err);
         if (r < 0)

@@ -1184,8 +1184,17 @@ dt_sandbox_open_upper(struct dt_sandbox *sb, int *ret_fd, uid_t *ret_uid_base,
 {
     int upper = -EBADF, work = -EBADF, r;
 
-    if (sb->pid > 0)
-        return dt_error_set(err, EBUSY, "sandbox '%s' is running", sb->plan.id);
+    if (sb->pid > 0) {
+        /* Running: the live writable layer (the caller freezes the sandbox first if it wants
+         * a consistent copy). */
+        int base = sb->disk_mntfd >= 0 ? sb->disk_mntfd : sb->dirfd;
+        int fd = openat(base, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return dt_error_errno(err, errno, "open the writable layer of '%s'", sb->plan.id);
+        *ret_fd = fd;
+        *ret_uid_base = sb->uid_base;
+        return 0;
+    }
     if (sb->plan.ephemeral)
         return dt_error_set(err, ENOTSUP, "sandbox '%s' is ephemeral: its files are gone",
                             sb->plan.id);

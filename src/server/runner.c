@@ -705,6 +705,42 @@ create_new(struct dt_runner *r, const struct dt_runner_spec *spec, struct entry 
     return 0;
 }
 
+static int get_entry(struct dt_runner *r, const char *id, struct entry **ret,
+                     struct dt_error **err);
+
+int
+dt_runner_pause(struct dt_runner *r, const char *id, struct dt_error **err)
+{
+    struct entry *e;
+    int k = get_entry(r, id, &e, err);
+    if (k < 0)
+        return k;
+    if (!dt_sandbox_is_running(e->sb))
+        return dt_error_set(err, EINVAL, "sandbox '%s' is not running", id);
+    return dt_sandbox_pause(e->sb, err);
+}
+
+int
+dt_runner_resume(struct dt_runner *r, const char *id, struct dt_error **err)
+{
+    struct entry *e;
+    int k = get_entry(r, id, &e, err);
+    if (k < 0)
+        return k;
+    return dt_sandbox_resume(e->sb, err);
+}
+
+int
+dt_runner_open_upper(struct dt_runner *r, const char *id, int *ret_fd, uid_t *ret_uid_base,
+                     struct dt_error **err)
+{
+    struct entry *e;
+    int k = get_entry(r, id, &e, err);
+    if (k < 0)
+        return k;
+    return dt_sandbox_open_upper(e->sb, ret_fd, ret_uid_base, err);
+}
+
 bool
 dt_runner_has_plan(struct dt_runner *r, const char *id)
 {

@@ -80,6 +80,12 @@ int dt_runner_stop(struct dt_runner *r, const char *id, bool force, struct dt_er
  * DATA_DIR/sandboxes/<id>) and release its slot. Works on sandboxes this runner has not opened
  * yet (after a restart). Idempotent (an unknown id is success). */
 int dt_runner_destroy(struct dt_runner *r, const char *id, struct dt_error **err);
+/* Freeze / thaw every process of a running sandbox (the cgroup freezer). */
+int dt_runner_pause(struct dt_runner *r, const char *id, struct dt_error **err);
+int dt_runner_resume(struct dt_runner *r, const char *id, struct dt_error **err);
+/* An fd of the sandbox's writable layer (see dt_sandbox_open_upper) and its uid base. */
+int dt_runner_open_upper(struct dt_runner *r, const char *id, int *ret_fd, uid_t *ret_uid_base,
+                         struct dt_error **err);
 /* Whether sandbox ID exists on disk (has a persisted plan): starting it needs no snapshot. */
 bool dt_runner_has_plan(struct dt_runner *r, const char *id);
 /* Whether the sandbox runs, as far as this runner knows: only sandboxes it opened count, so

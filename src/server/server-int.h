@@ -115,6 +115,10 @@ int dt_snapshots_image(struct dt_snapshots *sn, const struct dt_store_sandbox *s
  * built-in root filesystem), 0 with its id when it is active, -EAGAIN while it is being made. */
 int dt_snapshots_default(struct dt_snapshots *sn, char **ret_id);
 struct dt_imgstore *dt_snapshots_images(struct dt_snapshots *sn);
+/* POST /sandbox/{id}/snapshot: snapshot NAME of SB's files (its image plus its writable layer,
+ * copied by a job while a running sandbox is paused); SB shows "snapshotting" meanwhile and
+ * goes back to its state after. Answers the request. */
+void dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const char *name);
 /* Whether ID is the default snapshot's name, or NULL/"" (the default). */
 bool dt_snapshots_is_default(struct dt_snapshots *sn, const char *name);
 /* The server calls this when a sandbox waiting for its snapshot may start (the snapshot became

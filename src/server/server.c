@@ -1079,7 +1079,12 @@ start_sandbox(struct call *c, const char *const *params)
         return;
     if (sb->state == DT_SANDBOX_STARTED && dt_runner_is_running(c->s->runner, sb->id))
         return reply_sandbox(c, 200, sb);
-    if (sb->state != DT_SANDBOX_STOPPED && sb->state != DT_SANDBOX_ERROR &&
+    if (sb->state == DT_SANDBOX_PAUSED) {
+        /* Thaw it; then the runner makes sure it is watched (after a restart it was not). */
+        r = dt_runner_resume(c->s->runner, sb->id, &err);
+        if (r < 0)
+            return dt_api_error_errno(c->req, r, err);
+    } else if (sb->state != DT_SANDBOX_STOPPED && sb->state != DT_SANDBOX_ERROR &&
         sb->state != DT_SANDBOX_STARTED && sb->state != DT_SANDBOX_ARCHIVED)
         return dt_api_error(c->req, 409, "CONFLICT", "sandbox '%s' is %s and cannot be started",
                          sb->id, dt_sandbox_state_to_string(sb->state));
@@ -1141,6 +1146,43 @@ stop_sandbox(struct call *c, const char *const *params)
         return reply_sandbox(c, 200, sb);
     }
     r = dt_server_save_state(c->s, sb, DT_SANDBOX_STOPPED, NULL, &err);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
+/* POST /sandbox/{id}/snapshot {name}: a new snapshot of the sandbox's files (see snapshots.c). */
+static void
+snapshot_body(struct call *c, json_t *body, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    const char *name = json_string_value(json_object_get(body, "name"));
+
+    if (sb)
+        dt_snapshots_from_sandbox(c, sb, name);
+}
+
+/* POST /sandbox/{id}/pause: every process frozen (the cgroup freezer), memory kept; start
+ * thaws it. */
+static void
+pause_sandbox(struct call *c, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int r;
+
+    if (!sb)
+        return;
+    if (sb->state == DT_SANDBOX_PAUSED)
+        return reply_sandbox(c, 200, sb);
+    if (sb->state != DT_SANDBOX_STARTED)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' is %s: only a started "
+                            "sandbox can be paused", sb->id, dt_sandbox_state_to_string(sb->state));
+    r = dt_runner_pause(c->s->runner, sb->id, &err);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    sb->desired_state = DT_DESIRED_PAUSED;
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_PAUSED, NULL, &err);
     if (r < 0)
         return dt_api_error_errno(c->req, r, err);
     reply_sandbox(c, 200, sb);
@@ -1374,9 +1416,12 @@ route_api(struct call *c, const char *const *seg, size_t n)
         }
         if (post && strcmp(a, "archive") == 0)
             return archive_sandbox(c, p);
-        if (post && (strcmp(a, "pause") == 0 ||
-                     strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
-                     strcmp(a, "snapshot") == 0 || strcmp(a, "recover") == 0))
+        if (post && strcmp(a, "pause") == 0)
+            return pause_sandbox(c, p);
+        if (post && strcmp(a, "snapshot") == 0)
+            return dt_api_with_json(c, p, snapshot_body, false);
+        if (post && (strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
+                     strcmp(a, "recover") == 0))
             return unsupported(c, a);
     } else if (n == 5 && strcmp(seg[1], "sandbox") == 0 && post &&
                (strcmp(seg[3], "autostop") == 0 || strcmp(seg[3], "autoarchive") == 0 ||

@@ -52,6 +52,9 @@ struct job {
     char *spec;          /* the job's stdin */
     int64_t exit_status;
     int term_signal;
+    char *sandbox_id;     /* a sandbox snapshot: the sandbox, to give back its state */
+    enum dt_sandbox_state sandbox_state;
+    bool resume;          /* it was running: paused for the copy */
     bool exited;
     int closing;         /* handles still closing */
 };
@@ -131,6 +134,7 @@ find_job(struct dt_snapshots *sn, const char *snapshot_id)
 static void
 job_free(struct job *j)
 {
+    free(j->sandbox_id);
     free(j->snapshot_id);
     free(j->spec);
     free(j);
@@ -258,6 +262,18 @@ on_job_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     j->exit_status = exit_status;
     j->term_signal = term_signal;
     j->exited = true;
+    if (j->sandbox_id) {
+        /* A sandbox snapshot: the copy is done, the sandbox goes on as it was. */
+        struct dt_server *s = j->sn->s;
+        struct dt_store_sandbox *sb = NULL;
+        if (j->resume)
+            (void) dt_runner_resume(s->runner, j->sandbox_id, NULL);
+        if (dt_store_sandbox_find(s->store, NULL, j->sandbox_id, &sb, NULL) == 0) {
+            if (sb->state == DT_SANDBOX_SNAPSHOTTING)
+                (void) dt_server_save_state(s, sb, j->sandbox_state, NULL, NULL);
+            dt_store_sandbox_free(sb);
+        }
+    }
     job_finish(j);
     wake_followers(j->sn, j->snapshot_id);
     job_unlink(j);
@@ -273,16 +289,19 @@ on_spec_written(uv_write_t *w, int status)
     uv_close((uv_handle_t *) &j->in, job_handle_closed);
 }
 
-/* Start the job of SNAPSHOT_ID with SPEC (JSON, stolen). Its log is truncated. */
+/* Start the job of SNAPSHOT_ID with SPEC (JSON, stolen), EXTRA_FD (>= 0) as its fd 3. Its log
+ * is truncated. Returns the job (NULL when one runs already) in *RET (may be NULL). */
 static int
-job_start(struct dt_snapshots *sn, const char *snapshot_id, json_t *spec, bool build,
-          struct dt_error **err)
+job_start_full(struct dt_snapshots *sn, const char *snapshot_id, json_t *spec, bool build,
+               int extra_fd, struct job **ret, struct dt_error **err)
 {
     _cleanup_free_ char *dir = snapshot_dir(sn, snapshot_id);
     _cleanup_close_ int logfd = -EBADF, outfd = -EBADF;
     struct job *j;
     int r;
 
+    if (ret)
+        *ret = NULL;
     if (find_job(sn, snapshot_id)) {
         json_decref(spec);
         return 0;
@@ -314,16 +333,17 @@ job_start(struct dt_snapshots *sn, const char *snapshot_id, json_t *spec, bool b
     j->in.data = j;
     j->proc.data = j;
     char *args[] = { sn->self, (char *) "image-job", NULL };
-    uv_stdio_container_t stdio[3] = {
+    uv_stdio_container_t stdio[4] = {
         { .flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *) &j->in },
         { .flags = UV_INHERIT_FD, .data.fd = outfd },
         { .flags = UV_INHERIT_FD, .data.fd = logfd },
+        { .flags = UV_INHERIT_FD, .data.fd = extra_fd },
     };
     uv_process_options_t o = {
         .exit_cb = on_job_exit,
         .file = sn->self,
         .args = args,
-        .stdio_count = 3,
+        .stdio_count = extra_fd >= 0 ? 4 : 3,
         .stdio = stdio,
     };
     r = uv_spawn(sn->s->loop, &j->proc, &o);
@@ -343,7 +363,16 @@ job_start(struct dt_snapshots *sn, const char *snapshot_id, json_t *spec, bool b
         uv_close((uv_handle_t *) &j->in, job_handle_closed);
         uv_process_kill(&j->proc, SIGKILL);
     }
+    if (ret)
+        *ret = j;
     return 0;
+}
+
+static int
+job_start(struct dt_snapshots *sn, const char *snapshot_id, json_t *spec, bool build,
+          struct dt_error **err)
+{
+    return job_start_full(sn, snapshot_id, spec, build, -1, NULL, err);
 }
 
 /* The job that makes SNAP, from its record. */
@@ -1020,6 +1049,93 @@ dt_snapshots_sandbox_logs(struct call *c, const struct dt_store_sandbox *sb, boo
                                                 &snap, NULL) < 0)
         return dt_api_error(c->req, 404, "NOT_FOUND", "sandbox '%s' has no build logs", sb->id);
     serve_log(c->s->snapshots, c, snap);
+}
+
+/* ---- snapshots of sandboxes ---- */
+
+/* A sandbox snapshot that could not start: its row goes, the error is answered. */
+static void
+from_sandbox_failed(struct call *c, const struct dt_store_snapshot *snap, struct dt_image *img,
+                    int r, const struct dt_error *err)
+{
+    if (snap->id)
+        (void) dt_store_snapshot_delete(c->s->store, snap->id, NULL);
+    dt_image_done(img);
+    free(img);
+    dt_api_error_errno(c->req, r, err);
+}
+
+void
+dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const char *name)
+{
+    struct dt_snapshots *sn = c->s->snapshots;
+    _cleanup_(dt_store_snapshot_freep) struct dt_store_snapshot *snap = NULL;
+    _cleanup_error_ struct dt_error *err = NULL;
+    _cleanup_strv_free_ char **layers = NULL;
+    struct dt_image *img = NULL;
+    struct job *j = NULL;
+    bool running = sb->state == DT_SANDBOX_STARTED;
+    uid_t base = 0;
+    int fd = -EBADF, r;
+
+    if (!name || dt_store_check_name("snapshot name", name, &err) < 0)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "%s",
+                            err ? err->message : "name is required");
+    if (strcmp(name, DEFAULT_NAME) == 0)
+        return dt_api_error(c->req, 409, "CONFLICT", "snapshot name '%s' is reserved", name);
+    if (sb->state != DT_SANDBOX_STARTED && sb->state != DT_SANDBOX_STOPPED)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' is %s: snapshots are made "
+                            "of started or stopped sandboxes", sb->id,
+                            dt_sandbox_state_to_string(sb->state));
+    r = dt_snapshots_image(sn, sb, &img, &layers, &err);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    if (!img)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' runs on the built-in root "
+                            "filesystem (whose /usr is the host's): it cannot be snapshotted; "
+                            "start daytonad with --default-snapshot debian", sb->id);
+    snap = xcalloc(1, sizeof(*snap));
+    snap->organization_id = xstrdup(c->org);
+    snap->name = xstrdup(name);
+    snap->image_name = xasprintf("sandbox-%s", sb->id);
+    snap->state = DT_SNAPSHOT_SNAPSHOTTING;
+    snap->size_bytes = -1;
+    snap->cpu = sb->cpu;
+    snap->memory_gib = sb->memory_gib;
+    snap->disk_gib = sb->disk_gib;
+    r = dt_store_snapshot_insert(c->s->store, snap, &err);
+    if (r < 0) {
+        free(snap->id);
+        snap->id = NULL;
+        return from_sandbox_failed(c, snap, img, r, err);
+    }
+    /* A consistent copy: nothing writes while the job copies. */
+    if (running && (r = dt_runner_pause(c->s->runner, sb->id, &err)) < 0)
+        return from_sandbox_failed(c, snap, img, r, err);
+    r = dt_runner_open_upper(c->s->runner, sb->id, &fd, &base, &err);
+    if (r >= 0) {
+        _cleanup_free_ char *ij = dt_image_to_json(img);
+        json_t *spec = json_pack("{s:s, s:o, s:I}", "kind", "commit", "base",
+                                 json_loads(ij, 0, NULL), "uidBase", (json_int_t) base);
+        r = job_start_full(sn, snap->id, spec, false, fd, &j, &err);
+        safe_close(fd);
+    }
+    if (r < 0 || !j) {
+        if (running)
+            (void) dt_runner_resume(c->s->runner, sb->id, NULL);
+        if (r >= 0)
+            r = dt_error_set(&err, EBUSY, "a job for snapshot '%s' runs already", name);
+        return from_sandbox_failed(c, snap, img, r, err);
+    }
+    j->sandbox_id = xstrdup(sb->id);
+    j->sandbox_state = sb->state;
+    j->resume = running;
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_SNAPSHOTTING, NULL, &err);
+    dt_image_done(img);
+    free(img);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    dt_httpd_reply_json(c->req, 200, dt_sandbox_json(c->s, sb, false));
 }
 
 /* ---- sandbox creation ---- */

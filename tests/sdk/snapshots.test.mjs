@@ -167,6 +167,38 @@ describe('snapshots and images', { skip: !REGISTRY && 'REGISTRY is not set (run 
     sandboxes.splice(sandboxes.indexOf(sb), 1);
   });
 
+  it('pause and start; createSnapshot of a running sandbox, then a sandbox from it', T, async () => {
+    assert.ok(snap, 'the create test ran');
+    const sb = await daytona.create({ snapshot: name, labels: { suite: run } }, CREATE);
+    sandboxes.push(sb);
+    await sh(sb, 'echo kept > ~/kept.txt && mkdir -p ~/d && echo y > ~/d/y');
+    await sb.pause();
+    assert.equal(sb.state, 'paused');
+    await rejectsWith(sb.process.executeCommand('true'), sdk.DaytonaError, 'exec on a paused sandbox');
+    await sb.start();
+    assert.equal(sb.state, 'started');
+    assert.equal((await sh(sb, 'cat ~/kept.txt')).trim(), 'kept');
+    // createSnapshot waits until the sandbox has left "snapshotting"; the snapshot is then made.
+    const snapName = `${run}-of-sandbox`;
+    await sb.createSnapshot(snapName);
+    assert.equal(sb.state, 'started');
+    let s = await daytona.snapshot.get(snapName);
+    for (let i = 0; i < 100 && s.state !== 'active'; i++) {
+      assert.ok(!['error', 'build_failed'].includes(s.state), `snapshot ${s.state}: ${s.errorReason}`);
+      await new Promise((r) => setTimeout(r, 100));
+      s = await daytona.snapshot.get(snapName);
+    }
+    assert.equal(s.state, 'active');
+    const sb2 = await daytona.create({ snapshot: snapName, labels: { suite: run } }, CREATE);
+    sandboxes.push(sb2);
+    assert.equal((await sh(sb2, 'cat ~/kept.txt ~/d/y')).trim(), 'kept\ny');
+    assert.match(await sh(sb2, 'stat -c %U ~/kept.txt'), /daytona/);
+    await daytona.delete(sb2);
+    await daytona.delete(sb);
+    sandboxes.splice(sandboxes.indexOf(sb2), 1);
+    sandboxes.splice(sandboxes.indexOf(sb), 1);
+  });
+
   it('snapshot.delete, then get throws DaytonaNotFoundError', T, async () => {
     assert.ok(snap, 'the create test ran');
     await daytona.snapshot.delete(name);

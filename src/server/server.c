@@ -243,6 +243,24 @@ metrics(struct dt_server *s, struct dt_httpd_req *req)
     fprintf(f, "# HELP daytona_warm_pool_size Started sandboxes waiting in the warm pool.\n"
                "# TYPE daytona_warm_pool_size gauge\ndaytona_warm_pool_size %zu\n",
             pool_count(s, NULL));
+    fprintf(f, "# HELP daytona_image_store_bytes Unpacked size of every image layer kept.\n"
+               "# TYPE daytona_image_store_bytes gauge\ndaytona_image_store_bytes %llu\n",
+            (unsigned long long) dt_imgstore_usage(dt_snapshots_images(s->snapshots)));
+    {
+        struct dt_store_snapshot_array snaps = { 0 };
+        uint64_t total = 0, by[_DT_SNAPSHOT_STATE_MAX] = { 0 };
+        if (dt_store_snapshot_list(s->store, NULL, 1, 1u << 20, &snaps, &total, NULL) >= 0) {
+            for (size_t i = 0; i < snaps.n; i++)
+                if (snaps.items[i]->state < _DT_SNAPSHOT_STATE_MAX)
+                    by[snaps.items[i]->state]++;
+            dt_store_snapshot_array_free(&snaps);
+        }
+        fprintf(f, "# HELP daytona_snapshots Snapshots by state.\n# TYPE daytona_snapshots gauge\n");
+        for (int i = 0; i < _DT_SNAPSHOT_STATE_MAX; i++)
+            fprintf(f, "daytona_snapshots{state=\"%s\"} %llu\n",
+                    dt_snapshot_state_to_string((enum dt_snapshot_state) i),
+                    (unsigned long long) by[i]);
+    }
     fclose(f);
     dt_httpd_reply(req, 200, "text/plain; version=0.0.4", buf, len);
     free(buf);

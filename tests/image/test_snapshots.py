@@ -9,6 +9,7 @@ with /usr/bin/python3. Exit 77 = skipped."""
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -341,6 +343,16 @@ class SnapshotsTest(unittest.TestCase):
                                                          "home/daytona/mine")))
         self.assertTrue(os.path.exists(os.path.join(self.layers_dir, self.img.diff_ids[2][7:],
                                                     "app/replace.txt")))
+
+    def test_15_metrics(self):
+        # /metrics counts the image store and the snapshots by state (no auth: Prometheus).
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=30) as r:
+            text = r.read().decode()
+        m = re.search(r"^daytona_image_store_bytes (\d+)$", text, re.M)
+        self.assertTrue(m, text)
+        self.assertGreater(int(m.group(1)), 1_000_000)
+        m = re.search(r'^daytona_snapshots\{state="active"\} (\d+)$', text, re.M)
+        self.assertTrue(m and int(m.group(1)) >= 1, text)
 
     def test_20_import_archives(self):
         before = self.layer_dirs()

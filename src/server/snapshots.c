@@ -77,6 +77,9 @@ struct dt_snapshots {
     char *self;          /* our own binary, for image jobs */
     struct job *jobs;
     struct follower *followers;
+    uv_timer_t *progress;  /* echoes the default snapshot's build to our log */
+    char *progress_id;     /* that snapshot */
+    char *progress_last;
 };
 
 /* ---- rendering ---- */
@@ -1326,6 +1329,47 @@ dt_snapshots_images(struct dt_snapshots *sn)
     return sn->images;
 }
 
+/* The default snapshot builds at first start, for minutes: whoever ran `make run` sees its
+ * progress in our log, one line every few seconds when it changed. */
+#define PROGRESS_MS 3000
+
+static void
+progress_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+on_progress(uv_timer_t *t)
+{
+    struct dt_snapshots *sn = t->data;
+    _cleanup_free_ char *log = xasprintf("%s/%s/build.log", sn->dir, sn->progress_id);
+    _cleanup_free_ char *line = last_log_line(log);
+
+    if (line && (!sn->progress_last || strcmp(line, sn->progress_last) != 0)) {
+        if (strlen(line) > 160)
+            memcpy(line + 157, "...", 4);
+        log_info("default snapshot: %s", line);
+        free(sn->progress_last);
+        sn->progress_last = xstrdup(line);
+    }
+    if (!find_job(sn, sn->progress_id))
+        uv_timer_stop(t);
+}
+
+static void
+progress_start(struct dt_snapshots *sn, const char *id)
+{
+    if (!sn->progress) {
+        sn->progress = xcalloc(1, sizeof(*sn->progress));
+        uv_timer_init(sn->s->loop, sn->progress);
+        sn->progress->data = sn;
+    }
+    free(sn->progress_id);
+    sn->progress_id = xstrdup(id);
+    uv_timer_start(sn->progress, on_progress, PROGRESS_MS, PROGRESS_MS);
+}
+
 /* ---- start-up ---- */
 
 /* The default snapshot: a general snapshot built by a job from Debian packages. */
@@ -1371,6 +1415,8 @@ ensure_default(struct dt_snapshots *sn)
                 "progress in %s/snapshots/%s/build.log)", s->data_dir, snap->id);
     if (start_snapshot_job(sn, snap, &err) < 0)
         log_warning("default snapshot: %s", err->message);
+    else
+        progress_start(sn, snap->id);
 }
 
 int
@@ -1435,6 +1481,10 @@ dt_snapshots_free(struct dt_snapshots *sn)
         uv_close((uv_handle_t *) &j->proc, job_handle_closed);
     }
     sn->jobs = NULL;
+    if (sn->progress)
+        uv_close((uv_handle_t *) sn->progress, progress_closed);
+    free(sn->progress_id);
+    free(sn->progress_last);
     if (sn->s && sn->s->snapshots == sn)
         sn->s->snapshots = NULL;
     dt_imgstore_free(sn->images);

@@ -198,6 +198,12 @@ int dt_sandbox_stop(struct dt_sandbox *sb, uint64_t grace_usec, struct dt_error 
 /* Freeze / thaw every process of the sandbox (cgroup freezer). */
 int dt_sandbox_pause(struct dt_sandbox *sb, struct dt_error **err);
 int dt_sandbox_resume(struct dt_sandbox *sb, struct dt_error **err);
+/* Change the memory and CPU limits (running or not): the cgroup's, and what the sandbox's
+ * /proc/meminfo and /sys/devices/system/cpu/online say. Validated like a plan; a limit can be
+ * changed but not added or removed. Lowering memory below what is in use may fail (-EBUSY on
+ * cgroup v1) or make the kernel reclaim (v2). */
+int dt_sandbox_set_resources(struct dt_sandbox *sb, uint64_t memory_bytes, uint64_t cpu_millicpus,
+                             struct dt_error **err);
 /* Grow the disk quota (only with disk_bytes > 0 at create); works while running. */
 int dt_sandbox_resize_disk(struct dt_sandbox *sb, uint64_t new_bytes, struct dt_error **err);
 /* The writable layer of a sandbox, for turning it into an image layer: an O_RDONLY

@@ -91,8 +91,14 @@ pull(struct job *j, const char *ref, struct dt_image *img, struct dt_error **err
 {
     struct dt_pull_opts o = { .insecure = insecure_registry(j, ref), .log_fd = STDERR_FILENO };
     json_t *auth = json_object_get(j->spec, "auth");
-    o.username = json_string_value(json_object_get(auth, "username"));
-    o.password = json_string_value(json_object_get(auth, "password"));
+    struct dt_image_ref *r = NULL;
+    /* Credentials go only to the registry they are for (a build's FROM may name another). */
+    if (auth && dt_image_ref_parse(ref, &r, NULL) >= 0 &&
+        strcmp(r->registry, json_string_value(json_object_get(auth, "registry")) ?: "") == 0) {
+        o.username = json_string_value(json_object_get(auth, "username"));
+        o.password = json_string_value(json_object_get(auth, "password"));
+    }
+    dt_image_ref_free(r);
     return dt_image_pull(j->store, ref, &o, img, err);
 }
 

@@ -1072,6 +1072,20 @@ dt_cgroup_create_child(struct dt_cgroup *cg, const char *child, struct dt_cgroup
 }
 
 int
+dt_cgroup_set_cpus(struct dt_cgroup *cg, const char *cpus, struct dt_error **err)
+{
+    const char *dir = cg->version == DT_CGROUP_V2 ? cg->dir[0] : cg_dir_for(cg, CG_CPUSET);
+    int r;
+
+    if (!dir || !cg_exists(dir, "cpuset.cpus"))
+        return 0; /* no cpuset here: nothing to keep in step */
+    r = cg_write(dir, "cpuset.cpus", cpus, err);
+    if (r < 0)
+        return dt_error_wrap(err, "set the CPUs of cgroup '%s'", cg->name);
+    return 0;
+}
+
+int
 dt_cgroup_set_limits(struct dt_cgroup *cg, const struct dt_cgroup_limits *limits,
                      struct dt_error **err)
 {

@@ -82,6 +82,10 @@ int dt_cgroup_create_child(struct dt_cgroup *cg, const char *child, struct dt_cg
 int dt_cgroup_set_limits(struct dt_cgroup *cg, const struct dt_cgroup_limits *limits,
                          struct dt_error **err);
 /* Move PID (all its threads) into the cgroup. */
+/* Write CPUS ("0-1") to CG's cpuset.cpus only (a leaf kept in step with its parent: on v1 a
+ * parent's set cannot shrink below what a child uses, so shrink children first and grow them
+ * last). No-op without a cpuset controller. */
+int dt_cgroup_set_cpus(struct dt_cgroup *cg, const char *cpus, struct dt_error **err);
 int dt_cgroup_attach(struct dt_cgroup *cg, pid_t pid, struct dt_error **err);
 /* v2: an O_DIRECTORY|O_CLOEXEC fd of the cgroup for clone3(CLONE_INTO_CGROUP), owned by the
  * handle (do not close); -EBADF after dt_cgroup_destroy(). v1: -EOPNOTSUPP. */

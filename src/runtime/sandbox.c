@@ -1165,6 +1165,57 @@ dt_sandbox_resume(struct dt_sandbox *sb, struct dt_error **err)
 }
 
 int
+dt_sandbox_set_resources(struct dt_sandbox *sb, uint64_t memory_bytes, uint64_t cpu_millicpus,
+                         struct dt_error **err)
+{
+    struct dt_plan np = sb->plan; /* shallow: only the two numbers differ */
+    struct dt_cgroup_limits lim;
+    int r;
+
+    np.memory_bytes = memory_bytes;
+    np.cpu_millicpus = cpu_millicpus;
+    r = dt_plan_validate(&np, err);
+    if (r < 0)
+        return r;
+    if ((memory_bytes == DT_LIMIT_UNLIMITED) != (sb->plan.memory_bytes == DT_LIMIT_UNLIMITED) ||
+        (cpu_millicpus == DT_LIMIT_UNLIMITED) != (sb->plan.cpu_millicpus == DT_LIMIT_UNLIMITED))
+        return dt_error_set(err, EINVAL, "sandbox '%s': a limit can be changed, not added or "
+                            "removed", sb->plan.id);
+    cgroup_limits_from_plan(sb->rt, &np, &lim);
+    /* A re-adopted sandbox has not opened its leaves yet (create_child opens existing ones). */
+    if (sb->plan.init_leaf && sb->cg && !sb->cg_init)
+        (void) dt_cgroup_create_child(sb->cg, "init", &sb->cg_init, NULL);
+    if (sb->plan.init_leaf && sb->cg && !sb->cg_workload)
+        (void) dt_cgroup_create_child(sb->cg, "workload", &sb->cg_workload, NULL);
+    /* The leaves hold the same CPUs as the sandbox: in step, children first when shrinking. */
+    struct dt_cgroup *leaves[] = { sb->cg_init, sb->cg_workload };
+    for (size_t i = 0; r >= 0 && lim.cpuset_cpus[0] && i < ELEMENTSOF(leaves); i++)
+        if (leaves[i])
+            (void) dt_cgroup_set_cpus(leaves[i], lim.cpuset_cpus, NULL); /* may fail: grows */
+    r = dt_cgroup_set_limits(sb->cg, &lim, err);
+    for (size_t i = 0; r >= 0 && lim.cpuset_cpus[0] && i < ELEMENTSOF(leaves); i++)
+        if (leaves[i])
+            r = dt_cgroup_set_cpus(leaves[i], lim.cpuset_cpus, err);
+    if (r < 0)
+        return dt_error_wrap(err, "resize sandbox '%s'", sb->plan.id);
+    sb->plan.memory_bytes = memory_bytes;
+    sb->plan.cpu_millicpus = cpu_millicpus;
+    /* What the sandbox sees of its limits follows them. */
+    if (cpu_millicpus != DT_LIMIT_UNLIMITED) {
+        long n = plan_ncpus(sb->rt, &sb->plan);
+        char buf[32];
+        int k = n > 1 ? snprintf(buf, sizeof(buf), "0-%ld\n", n - 1)
+                      : snprintf(buf, sizeof(buf), "0\n");
+        r = write_file_at(files_dirfd(sb), "cpu-online", buf, (size_t) k, 0444);
+        if (r < 0)
+            return dt_error_errno(err, r, "write '%s/cpu-online'", sb->dir);
+    }
+    if (memory_bytes != DT_LIMIT_UNLIMITED)
+        return dt_sandbox_refresh_meminfo(sb, err);
+    return 0;
+}
+
+int
 dt_sandbox_resize_disk(struct dt_sandbox *sb, uint64_t new_bytes, struct dt_error **err)
 {
     if (sb->plan.disk_bytes == 0)

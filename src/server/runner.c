@@ -741,6 +741,56 @@ dt_runner_open_upper(struct dt_runner *r, const char *id, int *ret_fd, uid_t *re
     return dt_sandbox_open_upper(e->sb, ret_fd, ret_uid_base, err);
 }
 
+int
+dt_runner_resize(struct dt_runner *r, const char *id, uint32_t cpu, uint32_t memory_gib,
+                 uint32_t disk_gib, struct dt_error **err)
+{
+    _cleanup_free_ char *dir = sandbox_dir(r, id);
+    struct entry *e;
+    struct dt_plan plan;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t max_mcpu = (uint64_t) (ncpu > 0 ? ncpu : 1) * 1000;
+    int k = get_entry(r, id, &e, err);
+
+    if (k < 0)
+        return k;
+    dt_plan_init(&plan);
+    k = plan_load(dir, id, &plan, err);
+    if (k >= 0 && (cpu || memory_gib)) {
+        uint64_t mem = memory_gib ? (uint64_t) memory_gib * GIB : plan.memory_bytes;
+        uint64_t mcpu = plan.cpu_millicpus;
+        if (cpu)
+            mcpu = (uint64_t) cpu * 1000 < max_mcpu ? (uint64_t) cpu * 1000 : max_mcpu;
+        k = dt_sandbox_set_resources(e->sb, mem, mcpu, err);
+        if (k >= 0) {
+            plan.memory_bytes = mem;
+            plan.cpu_millicpus = mcpu;
+        }
+    }
+    if (k >= 0 && disk_gib && (uint64_t) disk_gib * GIB != plan.disk_bytes) {
+        if ((uint64_t) disk_gib * GIB < plan.disk_bytes)
+            k = dt_error_set(err, EINVAL, "sandbox '%s': the disk can only grow", id);
+        else if (plan.disk_bytes == 0)
+            k = dt_error_set(err, EINVAL, "sandbox '%s' has no disk quota to grow", id);
+        else {
+            k = dt_sandbox_resize_disk(e->sb, (uint64_t) disk_gib * GIB, err);
+            /* -EPERM: the image grew, the filesystem grows at the next start (no
+             * CAP_SYS_RESOURCE for an online resize here). */
+            if (k == -EPERM && err && *err) {
+                dt_error_free(*err);
+                *err = NULL;
+                k = 0;
+            }
+            if (k >= 0)
+                plan.disk_bytes = (uint64_t) disk_gib * GIB;
+        }
+    }
+    if (k >= 0)
+        k = plan_save(dir, &plan, err);
+    dt_plan_done(&plan);
+    return k;
+}
+
 bool
 dt_runner_has_plan(struct dt_runner *r, const char *id)
 {

@@ -86,6 +86,10 @@ int dt_runner_resume(struct dt_runner *r, const char *id, struct dt_error **err)
 /* An fd of the sandbox's writable layer (see dt_sandbox_open_upper) and its uid base. */
 int dt_runner_open_upper(struct dt_runner *r, const char *id, int *ret_fd, uid_t *ret_uid_base,
                          struct dt_error **err);
+/* New resources for sandbox ID (0 = unchanged): CPU and memory at once (also while running),
+ * the disk only grows. The persisted plan follows. */
+int dt_runner_resize(struct dt_runner *r, const char *id, uint32_t cpu, uint32_t memory_gib,
+                     uint32_t disk_gib, struct dt_error **err);
 /* Whether sandbox ID exists on disk (has a persisted plan): starting it needs no snapshot. */
 bool dt_runner_has_plan(struct dt_runner *r, const char *id);
 /* Whether the sandbox runs, as far as this runner knows: only sandboxes it opened count, so

@@ -24,6 +24,7 @@
 #include "dt/xalloc.h"
 #include "server/objstore.h"
 #include "server/proxy.h"
+#include "server/registries.h"
 #include "server/runner.h"
 #include "server/server-int.h"
 #include "server/server.h"
@@ -1180,6 +1181,45 @@ snapshot_body(struct call *c, json_t *body, const char *const *params)
         dt_snapshots_from_sandbox(c, sb, name);
 }
 
+/* POST /sandbox/{id}/resize {cpu?, memory?, disk?}: CPU and memory also while it runs (its
+ * /proc/meminfo and nproc follow), the disk only grows. */
+static void
+resize_body(struct call *c, json_t *body, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+    _cleanup_error_ struct dt_error *err = NULL;
+    int64_t cpu = 0, mem = 0, disk = 0;
+    int r;
+
+    if (!sb)
+        return;
+    if (dt_api_get_int(c, body, "cpu", 1, MAX_CPU, &cpu) < 0 ||
+        dt_api_get_int(c, body, "memory", 1, MAX_MEMORY_GIB, &mem) < 0 ||
+        dt_api_get_int(c, body, "disk", 1, MAX_DISK_GIB, &disk) < 0)
+        return;
+    if (sb->state != DT_SANDBOX_STARTED && sb->state != DT_SANDBOX_STOPPED)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' is %s: only started or "
+                            "stopped sandboxes can be resized", sb->id,
+                            dt_sandbox_state_to_string(sb->state));
+    if (disk && disk < sb->disk_gib)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "the disk can only grow (now %lld GiB)",
+                            (long long) sb->disk_gib);
+    r = dt_runner_resize(c->s->runner, sb->id, (uint32_t) cpu, (uint32_t) mem, (uint32_t) disk,
+                         &err);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    if (cpu)
+        sb->cpu = cpu;
+    if (mem)
+        sb->memory_gib = mem;
+    if (disk)
+        sb->disk_gib = disk;
+    r = dt_store_sandbox_update(c->s->store, sb, &err);
+    if (r < 0)
+        return dt_api_error_errno(c->req, r, err);
+    reply_sandbox(c, 200, sb);
+}
+
 /* POST /sandbox/{id}/pause: every process frozen (the cgroup freezer), memory kept; start
  * thaws it. */
 static void
@@ -1438,8 +1478,9 @@ route_api(struct call *c, const char *const *seg, size_t n)
             return pause_sandbox(c, p);
         if (post && strcmp(a, "snapshot") == 0)
             return dt_api_with_json(c, p, snapshot_body, false);
-        if (post && (strcmp(a, "resize") == 0 || strcmp(a, "fork") == 0 ||
-                     strcmp(a, "recover") == 0))
+        if (post && strcmp(a, "resize") == 0)
+            return dt_api_with_json(c, p, resize_body, false);
+        if (post && (strcmp(a, "fork") == 0 || strcmp(a, "recover") == 0))
             return unsupported(c, a);
     } else if (n == 5 && strcmp(seg[1], "sandbox") == 0 && post &&
                (strcmp(seg[3], "autostop") == 0 || strcmp(seg[3], "autoarchive") == 0 ||
@@ -1466,6 +1507,8 @@ route_api(struct call *c, const char *const *seg, size_t n)
         return dt_snapshots_route(c, seg, n);
     if (n >= 2 && strcmp(seg[1], "volumes") == 0)
         return dt_volumes_route(c, seg, n);
+    if (n >= 2 && strcmp(seg[1], "docker-registry") == 0)
+        return dt_registries_route(c, seg, n);
     if (n >= 2 && (
                    strcmp(seg[1], "secret") == 0 || strcmp(seg[1], "warm-pools") == 0 ||
                    strcmp(seg[1], "object-storage") == 0))

@@ -27,6 +27,7 @@
 #include "dt/store.h"
 #include "dt/xalloc.h"
 #include "server/objstore.h"
+#include "server/registries.h"
 #include "server/runner.h"
 #include "server/server-int.h"
 #include "dt/banned.h"
@@ -418,6 +419,22 @@ start_snapshot_job(struct dt_snapshots *sn, struct dt_store_snapshot *snap, stru
         build = true;
     } else if (snap->image_name) {
         spec = json_pack("{s:s, s:s}", "kind", "pull", "image", snap->image_name);
+        /* The organization's credentials for that registry (the docker-registry API), over
+         * the job's stdin only. */
+        struct dt_image_ref *ref = NULL;
+        if (dt_image_ref_parse(snap->image_name, &ref, NULL) >= 0) {
+            char *user = NULL, *pw = NULL;
+            if (dt_registries_credentials(sn->s, snap->organization_id, ref->registry, &user, &pw,
+                                          NULL) >= 0) {
+                json_object_set_new(spec, "auth", json_pack("{s:s, s:s, s:s}", "registry",
+                                                             ref->registry, "username", user,
+                                                             "password", pw));
+                explicit_bzero(pw, strlen(pw));
+            }
+            free(user);
+            free(pw);
+            dt_image_ref_free(ref);
+        }
     } else {
         return dt_error_set(err, EINVAL, "snapshot '%s' has neither an image nor a build",
                             snap->name);

@@ -108,6 +108,25 @@ const char *const dt__store_migrations[] = {
      * may use it (the default snapshot). */
     "ALTER TABLE snapshots ADD COLUMN image TEXT;"
     "ALTER TABLE snapshots ADD COLUMN general INTEGER NOT NULL DEFAULT 0;",
+
+    /* 3: docker registries an organization pulls from. The password column only ever holds a
+     * sealed value ("v1:..." AES-256-GCM, see dt_store_secret_seal()); the key lives outside the
+     * database (DATA_DIR/registry-key), so a copy of the database alone reveals nothing. */
+    "CREATE TABLE docker_registries ("
+    "  id TEXT PRIMARY KEY,"
+    "  organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  url TEXT NOT NULL,"
+    "  username TEXT NOT NULL,"
+    "  password_enc TEXT NOT NULL,"
+    "  project TEXT NOT NULL,"
+    "  registry_type TEXT NOT NULL,"
+    "  is_default INTEGER NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL,"
+    "  UNIQUE (organization_id, name));"
+    /* Credential lookups at pull time go by (organization, host). */
+    "CREATE INDEX docker_registries_org_url ON docker_registries (organization_id, url);",
 };
 
 const size_t dt__store_n_migrations = ELEMENTSOF(dt__store_migrations);

@@ -1387,6 +1387,20 @@ sq_volume_list(struct dt_store *s, const char *org_id, struct dt_store_volume_ar
     return 0;
 }
 
+/* Docker registries: defined in their own section at the end of this file. */
+static int sq_registry_insert(struct dt_store *s, struct dt_store_registry *r,
+                              struct dt_error **err);
+static int sq_registry_find(struct dt_store *s, const char *org_id, const char *id_or_name,
+                            struct dt_store_registry **ret, struct dt_error **err);
+static int sq_registry_update(struct dt_store *s, struct dt_store_registry *r,
+                              struct dt_error **err);
+static int sq_registry_delete(struct dt_store *s, const char *org_id, const char *id,
+                              struct dt_error **err);
+static int sq_registry_list(struct dt_store *s, const char *org_id,
+                            struct dt_store_registry_array *ret, struct dt_error **err);
+static int sq_registry_set_default(struct dt_store *s, const char *org_id, const char *id,
+                                   int64_t now_ms, struct dt_error **err);
+
 static const struct dt_store_backend sqlite_backend = {
     .name = "sqlite",
     .close = sq_close,
@@ -1418,6 +1432,12 @@ static const struct dt_store_backend sqlite_backend = {
     .volume_update = sq_volume_update,
     .volume_delete = sq_volume_delete,
     .volume_list = sq_volume_list,
+    .registry_insert = sq_registry_insert,
+    .registry_find = sq_registry_find,
+    .registry_update = sq_registry_update,
+    .registry_delete = sq_registry_delete,
+    .registry_list = sq_registry_list,
+    .registry_set_default = sq_registry_set_default,
 };
 
 /* ---- open --------------------------------------------------------------------------------- */
@@ -1485,3 +1505,173 @@ dt__store_sqlite_open(const char *dir, struct dt_store **ret, struct dt_error **
     *ret = &st->base;
     return 0;
 }
+
+/* ==== docker registries ====================================================================== */
+/* Kept apart from the statement cache above: registries are read and written a few times per
+ * image pull or API call, so each call prepares its statement (about 20 µs) and finalizes it. */
+
+static const struct col registry_cols[] = {
+    C(dt_store_registry, id, "id", COL_TEXT),
+    C(dt_store_registry, organization_id, "organization_id", COL_TEXT),
+    C(dt_store_registry, name, "name", COL_TEXT),
+    C(dt_store_registry, url, "url", COL_TEXT),
+    C(dt_store_registry, username, "username", COL_TEXT),
+    C(dt_store_registry, password_enc, "password_enc", COL_TEXT),
+    C(dt_store_registry, project, "project", COL_TEXT),
+    C(dt_store_registry, registry_type, "registry_type", COL_TEXT),
+    C(dt_store_registry, is_default, "is_default", COL_BOOL),
+    C(dt_store_registry, created_at_ms, "created_at", COL_I64),
+    C(dt_store_registry, updated_at_ms, "updated_at", COL_I64),
+};
+
+static void
+registry_free_v(void *p)
+{
+    dt_store_registry_free(p);
+}
+
+TABLE(t_registry, "docker_registries", "docker registry", registry_cols, dt_store_registry,
+      registry_free_v);
+
+/* Prepare SQL, bind OBJ's columns FIRST_COL.. of T (when OBJ) then B, run (collecting rows of
+ * T into *RET_ITEMS when given), finalize. Returns rows or changed rows like run(). */
+static int
+reg_exec(struct sqlite_store *st, const char *sql, const void *obj, size_t first_col,
+         const struct bv *b, size_t nb, void ***ret_items, size_t *ret_n, struct dt_error **err,
+         const char *ctx)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, r, idx = 1;
+
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, err, "%s", ctx);
+    for (size_t i = first_col; obj && i < t_registry.n_cols && rc == SQLITE_OK; i++)
+        rc = bind_col(stmt, idx++, &t_registry, i, obj);
+    if (rc == SQLITE_OK)
+        rc = bind_values(stmt, idx, b, nb);
+    if (rc != SQLITE_OK) {
+        r = db_error(st, rc, err, "%s", ctx);
+        sqlite3_finalize(stmt);
+        return r;
+    }
+    r = run(st, stmt, ret_items ? &t_registry : NULL, ret_items, ret_n, err, ctx);
+    sqlite3_finalize(stmt);
+    return r;
+}
+
+static int
+sq_registry_insert(struct dt_store *s, struct dt_store_registry *r, struct dt_error **err)
+{
+    _cleanup_free_ char *ctx = xasprintf("create docker registry '%s'", r->name);
+    _cleanup_free_ char *sql = sql_insert(&t_registry);
+    int k = reg_exec(to_sq(s), sql, r, 0, NULL, 0, NULL, NULL, err, ctx);
+    return unique_taken(k < 0 ? k : 0, "docker registry", r->name, err);
+}
+
+static int
+sq_registry_find(struct dt_store *s, const char *org_id, const char *id_or_name,
+                 struct dt_store_registry **ret, struct dt_error **err)
+{
+    struct sqlite_store *st = to_sq(s);
+    _cleanup_free_ char *ctx = xasprintf("look up docker registry '%s'", id_or_name);
+    _cleanup_free_ char *by_id = sql_select(&t_registry, "WHERE id = ?");
+    _cleanup_free_ char *by_id_org = sql_select(&t_registry, "WHERE id = ? AND organization_id = ?");
+    _cleanup_free_ char *by_name_org = sql_select(&t_registry, "WHERE name = ? AND "
+                                                               "organization_id = ?");
+    const struct bv b[] = {BT(id_or_name), BT(org_id)};
+    void **items = NULL;
+    size_t n = 0;
+    int r;
+
+    r = reg_exec(st, org_id ? by_id_org : by_id, NULL, 0, b, org_id ? 2 : 1, &items, &n, err, ctx);
+    if (r >= 0 && n == 0 && org_id) {
+        free(items);
+        items = NULL;
+        r = reg_exec(st, by_name_org, NULL, 0, b, 2, &items, &n, err, ctx);
+    }
+    if (r < 0)
+        return r;
+    if (n == 0) {
+        free(items);
+        return dt_error_set(err, ENOENT, "docker registry '%s' not found", id_or_name);
+    }
+    for (size_t i = 1; i < n; i++)
+        dt_store_registry_free(items[i]);
+    *ret = items[0];
+    free(items);
+    return 0;
+}
+
+static int
+sq_registry_update(struct dt_store *s, struct dt_store_registry *r, struct dt_error **err)
+{
+    _cleanup_free_ char *ctx = xasprintf("update docker registry '%s'", r->id);
+    /* Everything but id, organization, is_default and created_at; scoped to the organization so
+     * a record can never move between organizations. */
+    const char *sql = "UPDATE docker_registries SET name = ?, url = ?, username = ?, "
+                      "password_enc = ?, project = ?, registry_type = ?, updated_at = ? "
+                      "WHERE id = ? AND organization_id = ?";
+    const struct bv b[] = {BT(r->name),         BT(r->url),     BT(r->username),
+                           BT(r->password_enc), BT(r->project), BT(r->registry_type),
+                           BI(r->updated_at_ms), BT(r->id),     BT(r->organization_id)};
+    int k = reg_exec(to_sq(s), sql, NULL, 0, b, ELEMENTSOF(b), NULL, NULL, err, ctx);
+    return write_result(unique_taken(k, "docker registry", r->name, err), &t_registry, r->id,
+                        err);
+}
+
+static int
+sq_registry_delete(struct dt_store *s, const char *org_id, const char *id, struct dt_error **err)
+{
+    _cleanup_free_ char *ctx = xasprintf("delete docker registry '%s'", id);
+    const struct bv b[] = {BT(id), BT(org_id)};
+    int k = reg_exec(to_sq(s), "DELETE FROM docker_registries WHERE id = ? AND organization_id = ?",
+                     NULL, 0, b, 2, NULL, NULL, err, ctx);
+    return write_result(k, &t_registry, id, err);
+}
+
+static int
+sq_registry_list(struct dt_store *s, const char *org_id, struct dt_store_registry_array *ret,
+                 struct dt_error **err)
+{
+    _cleanup_free_ char *ctx = xasprintf("list docker registries of organization '%s'", org_id);
+    _cleanup_free_ char *sql = sql_select(&t_registry, "WHERE organization_id = ? "
+                                                       "ORDER BY created_at, id");
+    void **items = NULL;
+    size_t n = 0;
+    int r = reg_exec(to_sq(s), sql, NULL, 0, (struct bv[]){BT(org_id)}, 1, &items, &n, err, ctx);
+    if (r < 0)
+        return r;
+    ret->items = (struct dt_store_registry **) items;
+    ret->n = n;
+    return 0;
+}
+
+static int
+sq_registry_set_default(struct dt_store *s, const char *org_id, const char *id, int64_t now_ms,
+                        struct dt_error **err)
+{
+    struct sqlite_store *st = to_sq(s);
+    _cleanup_free_ char *ctx = xasprintf("make docker registry '%s' the default", id);
+    int r;
+
+    /* One transaction: readers never see two defaults, or none in between. */
+    r = tx_begin(st, err);
+    if (r < 0)
+        return r;
+    r = reg_exec(st, "UPDATE docker_registries SET is_default = 1, updated_at = ? "
+                     "WHERE id = ? AND organization_id = ?",
+                 NULL, 0, (struct bv[]){BI(now_ms), BT(id), BT(org_id)}, 3, NULL, NULL, err, ctx);
+    r = write_result(r, &t_registry, id, err);
+    if (r >= 0)
+        r = reg_exec(st, "UPDATE docker_registries SET is_default = 0 "
+                         "WHERE organization_id = ? AND id <> ? AND is_default = 1",
+                     NULL, 0, (struct bv[]){BT(org_id), BT(id)}, 2, NULL, NULL, err, ctx);
+    if (r < 0) {
+        tx_rollback(st);
+        return r;
+    }
+    r = tx_commit(st, err);
+    return r < 0 ? r : 0;
+}
+/* ==== end of docker registries =============================================================== */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Sandbox lifecycle through the official SDK: create with labels/env/resources/intervals, get by
 // id and by name, list with a label filter and cursor pagination, stop/start keeping files,
-// archive and start again, setLabels, the interval setters, delete, and the error classes
+// archive and start again, resize, setLabels, the interval setters, delete, and the error classes
 // (missing sandbox, bad API key, invalid requests). Run by tests/sdk/run-sdk-tests against a real `daytonad serve`.
 
 import assert from 'node:assert/strict';
@@ -166,6 +166,23 @@ describe('sandbox lifecycle', () => {
     assert.deepEqual(filtered.map((s) => s.id), [a.id]);
     await a.setLabels({ suite: run, role: 'a' });
     assert.equal((await daytona.get(a.id)).labels.extra, undefined);
+  });
+
+  it('resize a running sandbox: its limits and what it sees follow', T, async () => {
+    assert.equal((await a.process.executeCommand('nproc')).result.trim(), '2');
+    await a.resize({ cpu: 1, memory: 1, disk: 5 });
+    assert.equal(a.cpu, 1);
+    assert.equal(a.memory, 1);
+    assert.equal(a.disk, 5);
+    const fresh = await daytona.get(a.id);
+    assert.equal(fresh.cpu, 1);
+    assert.equal(fresh.state, 'started');
+    assert.equal((await a.process.executeCommand('nproc')).result.trim(), '1');
+    const mem = await a.process.executeCommand("awk '/MemTotal/ {print $2}' /proc/meminfo");
+    assert.equal(Number(mem.result.trim()), 1024 * 1024, mem.result);
+    // The disk only grows; out-of-range values are refused before anything changes.
+    await rejectsWith(a.resize({ disk: 4 }), sdk.DaytonaError, 'shrink the disk');
+    await rejectsWith(a.resize({ cpu: 64 }), sdk.DaytonaError, 'too many CPUs');
   });
 
   it('auto-stop, auto-archive and auto-delete intervals', T, async () => {

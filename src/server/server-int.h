@@ -119,6 +119,12 @@ struct dt_imgstore *dt_snapshots_images(struct dt_snapshots *sn);
  * copied by a job while a running sandbox is paused); SB shows "snapshotting" meanwhile and
  * goes back to its state after. Answers the request. */
 void dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const char *name);
+/* POST /sandbox/{id}/fork: a new sandbox with a copy of SB's files (through a snapshot removed
+ * once the fork started); answers with the new sandbox (pulling_snapshot until its copy is
+ * made). */
+void dt_snapshots_fork(struct call *c, struct dt_store_sandbox *sb, const char *name);
+/* Whether SNAP is the temporary snapshot of a fork. */
+bool dt_snapshots_is_fork(const struct dt_store_snapshot *snap);
 /* Whether ID is the default snapshot's name, or NULL/"" (the default). */
 bool dt_snapshots_is_default(struct dt_snapshots *sn, const char *name);
 /* The server calls this when a sandbox waiting for its snapshot may start (the snapshot became

@@ -666,6 +666,9 @@ start_waiting(struct dt_server *s, struct dt_store_sandbox *sb)
                                         err ? err->message : "start failed", NULL);
         else
             (void) dt_server_save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+        /* A fork's copy served its one sandbox (whose plan now keeps the layers). */
+        if (dt_snapshots_is_fork(snap))
+            (void) dt_store_snapshot_delete(s->store, snap->id, NULL);
         break;
     case DT_SNAPSHOT_ERROR:
     case DT_SNAPSHOT_BUILD_FAILED:
@@ -1220,6 +1223,16 @@ resize_body(struct call *c, json_t *body, const char *const *params)
     reply_sandbox(c, 200, sb);
 }
 
+/* POST /sandbox/{id}/fork {name?} */
+static void
+fork_body(struct call *c, json_t *body, const char *const *params)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *sb = find_sandbox(c, params[0]);
+
+    if (sb)
+        dt_snapshots_fork(c, sb, json_string_value(json_object_get(body, "name")));
+}
+
 /* POST /sandbox/{id}/pause: every process frozen (the cgroup freezer), memory kept; start
  * thaws it. */
 static void
@@ -1480,7 +1493,9 @@ route_api(struct call *c, const char *const *seg, size_t n)
             return dt_api_with_json(c, p, snapshot_body, false);
         if (post && strcmp(a, "resize") == 0)
             return dt_api_with_json(c, p, resize_body, false);
-        if (post && (strcmp(a, "fork") == 0 || strcmp(a, "recover") == 0))
+        if (post && strcmp(a, "fork") == 0)
+            return dt_api_with_json(c, p, fork_body, true);
+        if (post && strcmp(a, "recover") == 0)
             return unsupported(c, a);
     } else if (n == 5 && strcmp(seg[1], "sandbox") == 0 && post &&
                (strcmp(seg[3], "autostop") == 0 || strcmp(seg[3], "autoarchive") == 0 ||

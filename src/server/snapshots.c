@@ -39,6 +39,7 @@
 #define FOLLOW_POLL_MS   200
 #define LOG_CHUNK        (64 * 1024)
 #define DEFAULT_NAME     "daytona-default"
+#define FORK_PREFIX      "fork-of-"
 
 struct dt_snapshots;
 
@@ -1085,8 +1086,11 @@ from_sandbox_failed(struct call *c, const struct dt_store_snapshot *snap, struct
     dt_api_error_errno(c->req, r, err);
 }
 
-void
-dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const char *name)
+/* Start a job copying SB's files into the new snapshot NAME (IMAGE_NAME for display). True
+ * with *RET_ID (malloc'ed) the snapshot's id, or false after answering the error. */
+static bool
+commit_sandbox(struct call *c, struct dt_store_sandbox *sb, const char *name,
+               const char *image_name, char **ret_id)
 {
     struct dt_snapshots *sn = c->s->snapshots;
     _cleanup_(dt_store_snapshot_freep) struct dt_store_snapshot *snap = NULL;
@@ -1098,26 +1102,34 @@ dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const cha
     uid_t base = 0;
     int fd = -EBADF, r;
 
-    if (!name || dt_store_check_name("snapshot name", name, &err) < 0)
-        return dt_api_error(c->req, 400, "BAD_REQUEST", "%s",
-                            err ? err->message : "name is required");
-    if (strcmp(name, DEFAULT_NAME) == 0)
-        return dt_api_error(c->req, 409, "CONFLICT", "snapshot name '%s' is reserved", name);
-    if (sb->state != DT_SANDBOX_STARTED && sb->state != DT_SANDBOX_STOPPED)
-        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' is %s: snapshots are made "
-                            "of started or stopped sandboxes", sb->id,
-                            dt_sandbox_state_to_string(sb->state));
+    if (!name || dt_store_check_name("snapshot name", name, &err) < 0) {
+        dt_api_error(c->req, 400, "BAD_REQUEST", "%s", err ? err->message : "name is required");
+        return false;
+    }
+    if (strcmp(name, DEFAULT_NAME) == 0) {
+        dt_api_error(c->req, 409, "CONFLICT", "snapshot name '%s' is reserved", name);
+        return false;
+    }
+    if (sb->state != DT_SANDBOX_STARTED && sb->state != DT_SANDBOX_STOPPED) {
+        dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' is %s: only started or stopped "
+                     "sandboxes can be copied", sb->id, dt_sandbox_state_to_string(sb->state));
+        return false;
+    }
     r = dt_snapshots_image(sn, sb, &img, &layers, &err);
-    if (r < 0)
-        return dt_api_error_errno(c->req, r, err);
-    if (!img)
-        return dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' runs on the built-in root "
-                            "filesystem (whose /usr is the host's): it cannot be snapshotted; "
-                            "start daytonad with --default-snapshot debian", sb->id);
+    if (r < 0) {
+        dt_api_error_errno(c->req, r, err);
+        return false;
+    }
+    if (!img) {
+        dt_api_error(c->req, 400, "BAD_REQUEST", "sandbox '%s' runs on the built-in root "
+                     "filesystem (whose /usr is the host's): it cannot be copied; start daytonad "
+                     "with --default-snapshot debian", sb->id);
+        return false;
+    }
     snap = xcalloc(1, sizeof(*snap));
     snap->organization_id = xstrdup(c->org);
     snap->name = xstrdup(name);
-    snap->image_name = xasprintf("sandbox-%s", sb->id);
+    snap->image_name = xstrdup(image_name);
     snap->state = DT_SNAPSHOT_SNAPSHOTTING;
     snap->size_bytes = -1;
     snap->cpu = sb->cpu;
@@ -1127,11 +1139,14 @@ dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const cha
     if (r < 0) {
         free(snap->id);
         snap->id = NULL;
-        return from_sandbox_failed(c, snap, img, r, err);
+        from_sandbox_failed(c, snap, img, r, err);
+        return false;
     }
     /* A consistent copy: nothing writes while the job copies. */
-    if (running && (r = dt_runner_pause(c->s->runner, sb->id, &err)) < 0)
-        return from_sandbox_failed(c, snap, img, r, err);
+    if (running && (r = dt_runner_pause(c->s->runner, sb->id, &err)) < 0) {
+        from_sandbox_failed(c, snap, img, r, err);
+        return false;
+    }
     r = dt_runner_open_upper(c->s->runner, sb->id, &fd, &base, &err);
     if (r >= 0) {
         _cleanup_free_ char *ij = dt_image_to_json(img);
@@ -1145,17 +1160,81 @@ dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const cha
             (void) dt_runner_resume(c->s->runner, sb->id, NULL);
         if (r >= 0)
             r = dt_error_set(&err, EBUSY, "a job for snapshot '%s' runs already", name);
-        return from_sandbox_failed(c, snap, img, r, err);
+        from_sandbox_failed(c, snap, img, r, err);
+        return false;
     }
     j->sandbox_id = xstrdup(sb->id);
     j->sandbox_state = sb->state;
     j->resume = running;
-    r = dt_server_save_state(c->s, sb, DT_SANDBOX_SNAPSHOTTING, NULL, &err);
     dt_image_done(img);
     free(img);
+    r = dt_server_save_state(c->s, sb, DT_SANDBOX_SNAPSHOTTING, NULL, &err);
+    if (r < 0) {
+        dt_api_error_errno(c->req, r, err);
+        return false;
+    }
+    *ret_id = xstrdup(snap->id);
+    return true;
+}
+
+void
+dt_snapshots_from_sandbox(struct call *c, struct dt_store_sandbox *sb, const char *name)
+{
+    _cleanup_free_ char *image = xasprintf("sandbox-%s", sb->id), *id = NULL;
+
+    if (commit_sandbox(c, sb, name, image, &id))
+        dt_httpd_reply_json(c->req, 200, dt_sandbox_json(c->s, sb, false));
+}
+
+bool
+dt_snapshots_is_fork(const struct dt_store_snapshot *snap)
+{
+    return snap->image_name && strncmp(snap->image_name, FORK_PREFIX, strlen(FORK_PREFIX)) == 0;
+}
+
+void
+dt_snapshots_fork(struct call *c, struct dt_store_sandbox *sb, const char *name)
+{
+    _cleanup_(dt_store_sandbox_freep) struct dt_store_sandbox *nsb = dt_store_sandbox_new(c->org);
+    _cleanup_free_ char *image = xasprintf(FORK_PREFIX "%s", sb->id), *id = NULL;
+    _cleanup_error_ struct dt_error *err = NULL;
+    char snap_name[64], uuid[37];
+    int r;
+
+    if (name && *name && dt_store_check_name("sandbox name", name, &err) < 0)
+        return dt_api_error(c->req, 400, "BAD_REQUEST", "%s", err->message);
+    /* The copy goes through a snapshot nobody sees for long: it is removed once the fork
+     * started (the fork's own plan keeps the layers). */
+    dt_store_uuid(uuid);
+    snprintf(snap_name, sizeof(snap_name), "fork-%s", uuid);
+    if (!commit_sandbox(c, sb, snap_name, image, &id))
+        return;
+    nsb->name = name && *name ? xstrdup(name) : NULL;
+    nsb->snapshot = TAKE_PTR(id);
+    nsb->user = sb->user ? xstrdup(sb->user) : NULL;
+    free(nsb->env_json);
+    nsb->env_json = xstrdup(sb->env_json ? sb->env_json : "{}");
+    free(nsb->labels_json);
+    nsb->labels_json = xstrdup(sb->labels_json ? sb->labels_json : "{}");
+    nsb->cpu = sb->cpu;
+    nsb->memory_gib = sb->memory_gib;
+    nsb->disk_gib = sb->disk_gib;
+    nsb->auto_stop_interval = sb->auto_stop_interval;
+    nsb->auto_archive_interval = sb->auto_archive_interval;
+    nsb->auto_delete_interval = sb->auto_delete_interval;
+    nsb->network_block_all = sb->network_block_all;
+    nsb->public_ = sb->public_;
+    free(nsb->volumes_json);
+    nsb->volumes_json = xstrdup(sb->volumes_json ? sb->volumes_json : "[]");
+    nsb->state = DT_SANDBOX_PULLING_SNAPSHOT;
+    nsb->desired_state = DT_DESIRED_STARTED;
+    r = dt_store_sandbox_insert(c->s->store, nsb, &err);
+    if (r == -EEXIST)
+        return dt_api_error(c->req, 409, "CONFLICT", "a sandbox named '%s' already exists",
+                            name ? name : "");
     if (r < 0)
         return dt_api_error_errno(c->req, r, err);
-    dt_httpd_reply_json(c->req, 200, dt_sandbox_json(c->s, sb, false));
+    dt_httpd_reply_json(c->req, 200, dt_sandbox_json(c->s, nsb, false));
 }
 
 /* ---- sandbox creation ---- */

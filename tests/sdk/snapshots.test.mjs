@@ -167,7 +167,7 @@ describe('snapshots and images', { skip: !REGISTRY && 'REGISTRY is not set (run 
     sandboxes.splice(sandboxes.indexOf(sb), 1);
   });
 
-  it('pause and start; createSnapshot of a running sandbox, then a sandbox from it', T, async () => {
+  it('pause and start; createSnapshot of a running sandbox, a sandbox from it; fork', T, async () => {
     assert.ok(snap, 'the create test ran');
     const sb = await daytona.create({ snapshot: name, labels: { suite: run } }, CREATE);
     sandboxes.push(sb);
@@ -193,6 +193,20 @@ describe('snapshots and images', { skip: !REGISTRY && 'REGISTRY is not set (run 
     sandboxes.push(sb2);
     assert.equal((await sh(sb2, 'cat ~/kept.txt ~/d/y')).trim(), 'kept\ny');
     assert.match(await sh(sb2, 'stat -c %U ~/kept.txt'), /daytona/);
+    // fork: a new started sandbox with a copy of the files; the two then diverge.
+    const f = await sb.fork({ name: `${run}-fork` });
+    sandboxes.push(f);
+    assert.equal(f.state, 'started');
+    assert.equal(f.name, `${run}-fork`);
+    assert.equal((await sh(f, 'cat ~/kept.txt')).trim(), 'kept');
+    await sh(f, 'echo only-in-fork > ~/kept.txt');
+    assert.equal((await sh(sb, 'cat ~/kept.txt')).trim(), 'kept');
+    assert.equal(sb.state, 'started');
+    // The fork's temporary snapshot is gone once the fork runs.
+    const names = (await allSnapshots(daytona)).map((x) => x.name);
+    assert.ok(!names.some((n) => n.startsWith('fork-')), names.join(','));
+    await daytona.delete(f);
+    sandboxes.splice(sandboxes.indexOf(f), 1);
     await daytona.delete(sb2);
     await daytona.delete(sb);
     sandboxes.splice(sandboxes.indexOf(sb2), 1);

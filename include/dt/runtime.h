@@ -101,6 +101,10 @@ const char *dt_runtime_state_dir(const struct dt_runtime *rt);
 int dt_runtime_acquire_slot(struct dt_runtime *rt, uint32_t *ret_slot, int *ret_lockfd,
                             struct dt_error **err);
 
+/* The IPv4 address (dotted, into BUF) of the sandbox in SLOT on the runtime's bridge: how the
+ * host reaches a port a sandbox listens on. -ERANGE when the slot does not fit the subnet. */
+int dt_runtime_slot_address(const struct dt_runtime *rt, uint32_t slot, char buf[16]);
+
 struct dt_exit {
     int code;        /* exit status when exited */
     int signal;      /* terminating signal, or 0 */

@@ -129,6 +129,17 @@ dt_runtime_free(struct dt_runtime *rt)
     free(rt);
 }
 
+int
+dt_runtime_slot_address(const struct dt_runtime *rt, uint32_t slot, char buf[16])
+{
+    uint32_t a;
+    int r = dt_net_address_for_slot(&rt->net, slot, &a);
+    if (r < 0)
+        return r;
+    dt_net_format_ip4(a, buf);
+    return 0;
+}
+
 const char *
 dt_runtime_state_dir(const struct dt_runtime *rt)
 {

@@ -791,6 +791,28 @@ dt_runner_resize(struct dt_runner *r, const char *id, uint32_t cpu, uint32_t mem
     return k;
 }
 
+int
+dt_runner_address(struct dt_runner *r, const char *id, char buf[16], struct dt_error **err)
+{
+    _cleanup_free_ char *dir = sandbox_dir(r, id);
+    struct dt_plan plan;
+    int k;
+
+    if (!id_is_valid(id))
+        return dt_error_set(err, ENOENT, "sandbox '%s' not found", id ? id : "");
+    dt_plan_init(&plan);
+    k = plan_load(dir, id, &plan, err);
+    if (k >= 0 && plan.net_mode != DT_NET_BRIDGE)
+        k = dt_error_set(err, ENETUNREACH, "sandbox '%s' has no network", id);
+    if (k >= 0) {
+        k = dt_runtime_slot_address(r->rt, plan.slot, buf);
+        if (k < 0)
+            k = dt_error_errno(err, k, "address of sandbox '%s'", id);
+    }
+    dt_plan_done(&plan);
+    return k;
+}
+
 bool
 dt_runner_has_plan(struct dt_runner *r, const char *id)
 {

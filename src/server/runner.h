@@ -90,6 +90,8 @@ int dt_runner_open_upper(struct dt_runner *r, const char *id, int *ret_fd, uid_t
  * the disk only grows. The persisted plan follows. */
 int dt_runner_resize(struct dt_runner *r, const char *id, uint32_t cpu, uint32_t memory_gib,
                      uint32_t disk_gib, struct dt_error **err);
+/* The address (dotted IPv4, into BUF) at which the host reaches sandbox ID's ports. */
+int dt_runner_address(struct dt_runner *r, const char *id, char buf[16], struct dt_error **err);
 /* Whether sandbox ID exists on disk (has a persisted plan): starting it needs no snapshot. */
 bool dt_runner_has_plan(struct dt_runner *r, const char *id);
 /* Whether the sandbox runs, as far as this runner knows: only sandboxes it opened count, so

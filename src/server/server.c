@@ -741,6 +741,19 @@ reconcile(struct dt_server *s)
         case DT_SANDBOX_DESTROYED:
             (void) destroy_sandbox(s, sb, NULL);
             break;
+        case DT_SANDBOX_SNAPSHOTTING:
+            /* Its copy was cut short by our crash: thaw it and go on as before (opening it
+             * re-adopts a live init; a stopped one stays stopped). */
+            (void) dt_runner_resume(s->runner, sb->id, NULL);
+            if (!dt_runner_is_running(s->runner, sb->id))
+                (void) dt_server_save_state(s, sb, DT_SANDBOX_STOPPED, NULL, NULL);
+            else if (dt_server_run_sandbox(s, sb, &err) < 0)
+                (void) dt_server_save_state(s, sb, DT_SANDBOX_ERROR,
+                                            err ? err->message : "could not be started again",
+                                            NULL);
+            else
+                (void) dt_server_save_state(s, sb, DT_SANDBOX_STARTED, NULL, NULL);
+            break;
         case DT_SANDBOX_PULLING_SNAPSHOT:
         case DT_SANDBOX_PENDING_BUILD:
         case DT_SANDBOX_BUILDING_SNAPSHOT:

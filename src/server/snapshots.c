@@ -1551,8 +1551,16 @@ dt_snapshots_new(struct dt_server *s, struct dt_snapshots **ret, struct dt_error
                 x->state == DT_SNAPSHOT_BUILDING) {
                 if (start_snapshot_job(sn, x, &jerr) < 0)
                     log_warning("snapshot %s: %s", x->name, jerr->message);
-            } else if (x->state == DT_SNAPSHOT_REMOVING)
+            } else if (x->state == DT_SNAPSHOT_REMOVING) {
                 (void) dt_store_snapshot_delete(s->store, x->id, NULL);
+            } else if (x->state == DT_SNAPSHOT_SNAPSHOTTING) {
+                /* A copy of a sandbox's files cut short: its source was paused meanwhile and
+                 * may have changed since; say so rather than guess. */
+                x->state = DT_SNAPSHOT_ERROR;
+                free(x->error_reason);
+                x->error_reason = xstrdup("interrupted by a restart of daytonad: make it again");
+                (void) dt_store_snapshot_update(s->store, x, NULL);
+            }
         }
         dt_store_snapshot_array_free(&all);
     }

@@ -114,6 +114,10 @@ class SnapshotsTest(unittest.TestCase):
         cls.port = free_port()
         cls.key = "dtk_snaps_" + secrets.token_hex(16)
         cls.log = open(os.path.join(cls.dir, "daytonad.log"), "wb")
+        cls.start_server()
+
+    @classmethod
+    def start_server(cls):
         cls.proc = subprocess.Popen(
             [DAYTONAD, "serve", "--listen", "127.0.0.1:%d" % cls.port, "--data-dir", cls.data,
              "--warm-pool", "0", "--default-snapshot", "host"],
@@ -493,6 +497,48 @@ class SnapshotsTest(unittest.TestCase):
         while self.layer_dirs() != want and time.time() < deadline:
             time.sleep(0.2)
         return self.layer_dirs()
+
+    def test_45_crash_during_sandbox_snapshot(self):
+        # kill -9 of daytonad while a job copies a running sandbox's files (the sandbox is
+        # paused meanwhile): after the restart the sandbox runs again, thawed, with its files,
+        # and the half-made snapshot says why it failed.
+        st, snap = self.call("POST", "/api/snapshots", {"name": "crashsrc", "imageName": self.ref})
+        self.assertEqual(st, 200, snap)
+        self.wait_snapshot("crashsrc")
+        st, sb = self.call("POST", "/api/sandbox", {"snapshot": "crashsrc", "env": {},
+                                                   "labels": {}})
+        self.assertEqual(st, 200, sb)
+        sid = sb["id"]
+        self.sandboxes.append(sid)
+        self.all_ids.append(sid)
+        # Enough data that the copy takes a while.
+        st, r = self.call("POST", "/toolbox/%s/process/execute" % sid,
+                          {"command": "sh -c 'head -c 400000000 /dev/zero > /home/daytona/big "
+                                      "&& echo ok'", "timeout": 120})
+        self.assertEqual((st, r.get("result", "").strip()), (200, "ok"), r)
+        st, r = self.call("POST", "/api/sandbox/%s/snapshot" % sid, {"name": "cut-short"})
+        self.assertEqual(st, 200, r)
+        self.assertEqual(r["state"], "snapshotting")
+        self.proc.kill()
+        self.proc.wait()
+        self.start_server()
+        st, sb = self.call("GET", "/api/sandbox/" + sid)
+        self.assertEqual((st, sb["state"]), (200, "started"), sb)
+        st, r = self.call("POST", "/toolbox/%s/process/execute" % sid,
+                          {"command": "sh -c 'ls -l /home/daytona/big | wc -l'", "timeout": 30},
+                          timeout=40)
+        self.assertEqual((st, r.get("result", "").strip()), (200, "1"), r)
+        st, snap = self.call("GET", "/api/snapshots/cut-short")
+        if st == 200:  # the copy may have finished before the kill
+            self.assertIn(snap["state"], ("error", "active"), snap)
+            if snap["state"] == "error":
+                self.assertIn("restart", snap["errorReason"])
+            self.assertEqual(self.call("DELETE", "/api/snapshots/" + snap["id"])[0], 200)
+        self.assertEqual(os.listdir(os.path.join(self.data, "images", "tmp")), [])
+        self.assertEqual(self.call("DELETE", "/api/sandbox/" + sid)[0], 200)
+        self.sandboxes.remove(sid)
+        st, snap = self.call("GET", "/api/snapshots/crashsrc")
+        self.assertEqual(self.call("DELETE", "/api/snapshots/" + snap["id"])[0], 200)
 
     def test_50_delete_and_gc(self):
         sid = getattr(type(self), "multi_sandbox", None)

@@ -227,6 +227,9 @@ dt_image_pull(struct dt_imgstore *s, const char *refstr, const struct dt_pull_op
               (unsigned long long) l->size);
         if (pipe2(p, O_CLOEXEC) < 0)
             return dt_error_errno(err, errno, "pipe");
+        /* 1 MiB in flight instead of 64 KiB: fewer wake-ups between downloader and extractor
+         * (best effort: the limit is /proc/sys/fs/pipe-max-size). */
+        (void) fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
         struct fetch f = { .reg = reg, .host = host, .repo = ref->repository,
                            .digest = l->digest, .size = l->size, .fd = p[1] };
         pthread_t t;

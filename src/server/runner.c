@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -465,6 +466,18 @@ dt_runner_new(const struct dt_runner_config *cfg, struct dt_runner **ret, struct
         return dt_error_set(err, EINVAL, "data directory must be an absolute path");
     if (!cfg->loop)
         return dt_error_set(err, EINVAL, "the runner needs an event loop");
+    /* Each sandbox's agent socket lives at DATA/sandboxes/<uuid>/agent.sock (bound under a
+     * temporary name with our pid first): a unix socket path must fit sun_path. Say so now
+     * rather than fail every create. */
+    size_t longest = strlen(cfg->data_dir) + strlen("/sandboxes/") + 36 /* a uuid */ +
+                     strlen("/agent.sock.4194304.tmp") /* pid_max */;
+    if (longest >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+        return dt_error_set(err, ENAMETOOLONG, "data directory '%s' is too long: sandbox "
+                            "sockets below it would not fit the %zu bytes of a unix socket path "
+                            "(at most %zu bytes)", cfg->data_dir,
+                            sizeof(((struct sockaddr_un *) NULL)->sun_path),
+                            sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1 -
+                                    (longest - strlen(cfg->data_dir)));
     struct dt_runner *r = xcalloc(1, sizeof(*r));
     r->agent_fd = -EBADF;
     r->data_dir = xstrdup(cfg->data_dir);

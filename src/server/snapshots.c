@@ -291,7 +291,9 @@ static void
 on_spec_written(uv_write_t *w, int status)
 {
     struct job *j = w->data;
-    uv_close((uv_handle_t *) &j->in, job_handle_closed);
+    /* EOF for the job; at shutdown the handle may be closing already (status ECANCELED). */
+    if (!uv_is_closing((uv_handle_t *) &j->in))
+        uv_close((uv_handle_t *) &j->in, job_handle_closed);
 }
 
 /* Start the job of SNAPSHOT_ID with SPEC (JSON, stolen), EXTRA_FD (>= 0) as its fd 3. Its log
@@ -1582,6 +1584,8 @@ dt_snapshots_free(struct dt_snapshots *sn)
         uv_process_kill(&j->proc, SIGKILL);
         j->sn = NULL;
         j->exited = true;
+        if (!uv_is_closing((uv_handle_t *) &j->in))
+            uv_close((uv_handle_t *) &j->in, job_handle_closed);
         uv_close((uv_handle_t *) &j->proc, job_handle_closed);
     }
     sn->jobs = NULL;

@@ -261,6 +261,8 @@ struct daytona_create_params {
     const char *otel_endpoint_override;
     const char *linked_sandbox;
     const char *extra_json;          /* a JSON object merged into the body last (escape hatch) */
+    /* buildInfo.contextHashes (with dockerfile): from daytona_dockerfile_prepare(). */
+    const char *const *context_hashes;
 };
 
 /* Create a sandbox. WAIT_TIMEOUT_S < 0 returns the server's first answer (often "creating");
@@ -689,6 +691,8 @@ struct daytona_snapshot_params {
     const char *const *entrypoint;
     double cpu, gpu, memory, disk;   /* 0 = server default */
     const char *target;              /* regionId; NULL = the client's target */
+    /* buildInfo.contextHashes (with dockerfile): from daytona_dockerfile_prepare(). */
+    const char *const *context_hashes;
 };
 
 /* POST /snapshots. WAIT_TIMEOUT_S < 0 returns at once; otherwise polls GET /snapshots/{name}
@@ -758,6 +762,47 @@ int daytona_volume_list(daytona_client *c, struct daytona_volume ***ret, size_t 
 
 /* DELETE /volumes/{id}; a name is resolved to its id first. */
 int daytona_volume_delete(daytona_client *c, const char *id_or_name, daytona_error **err);
+
+/* Stream the build log of a sandbox created from an image or Dockerfile: GET
+ * /sandbox/{idOrName}/build-logs-url, then GET {url}?follow=true, passing each chunk to ON_LOG
+ * until the server closes the stream (the build ended). No overall time limit. Blocking. */
+int daytona_sandbox_follow_build_logs(daytona_client *c, const char *id_or_name,
+                                      daytona_output_cb on_log, void *userdata,
+                                      daytona_error **err);
+
+/* ======================================================================================== */
+/* Image build contexts (contract §2.8)                                                       */
+/* ======================================================================================== */
+
+/* Upload LOCAL_PATH (a file or a directory, relative to the cwd or absolute) as one build context
+ * the way the SDK's ObjectStorage.upload() does for Image.addLocalFile()/addLocalDir(): the
+ * context hash is the MD5 of the absolute path followed by the file's content (for a directory:
+ * each regular file's path relative to it and its content, in strcmp order, and the relative
+ * path of each directory that holds neither files nor directories). RET_HASH gets those 32
+ * lowercase hex digits and a NUL. Gets push credentials (GET /object-storage/push-access), asks
+ * the S3 service whether {organizationId}/{hash}/ exists (ListObjectsV2) and, only if not,
+ * writes an uncompressed tar holding the path under its absolute name without the leading '/'
+ * (directories recursively, symlinks as symlinks, devices/fifos/sockets left out, owner 0:0) to
+ * an unlinked temporary file in $TMPDIR (or /tmp) and PUTs it as {hash}/context.tar with AWS
+ * SigV4. Memory use does not grow with the context's size; one upload is at most 5 GiB (-EFBIG).
+ * Returns 0, -ENOENT/-EACCES for the local path, -EAGAIN when a file changed while it was being
+ * archived, or an HTTP error (S3 errors carry the status). BLOCKING, no overall time limit for
+ * the PUT (the connect timeout applies). */
+int daytona_context_upload(daytona_client *c, const char *local_path, char ret_hash[33],
+                           daytona_error **err);
+
+/* Prepare DOCKERFILE (its text) for a build with local context: every COPY/ADD source (not
+ * --from=..., not heredocs, not ADD URLs) is resolved against CONTEXT_DIR (absolute sources stay
+ * absolute, globs are expanded with glob(3)), each match is uploaded with
+ * daytona_context_upload(), and the instruction is rewritten to name the absolute path, which is
+ * where the builder finds it once every context tar is unpacked at the build context's root
+ * (contract §2.8). Continuation lines of a rewritten instruction are joined; all other lines are
+ * kept verbatim. *RET_DOCKERFILE (free()) is the new text, *RET_HASHES a NULL-terminated list of
+ * distinct context hashes (daytona_strv_free(); empty when nothing is copied) for
+ * context_hashes in daytona_create_params / daytona_snapshot_params. -ENOENT names a missing
+ * source, -ENOTDIR a CONTEXT_DIR that is not a directory. BLOCKING (uploads). */
+int daytona_dockerfile_prepare(daytona_client *c, const char *dockerfile, const char *context_dir,
+                               char **ret_dockerfile, char ***ret_hashes, daytona_error **err);
 
 #ifdef __cplusplus
 }

@@ -71,7 +71,10 @@ struct dc_req {
     dc_sink_fn sink;            /* streaming 2xx response body (instead of collecting it) */
     void *sink_ud;
     size_t max_body;            /* collected body limit; 0 = DC_MAX_SMALL_BODY */
-    long timeout_ms;            /* 0 = the client's request timeout */
+    long timeout_ms;            /* 0 = the client's request timeout, < 0 = none */
+    /* When set, these headers replace ours (no bearer key, no Daytona headers): requests to
+     * object storage, which signs with SigV4 instead. */
+    const struct curl_slist *raw_headers;
     daytona_progress_cb progress;
     void *progress_ud;
     int64_t progress_total;
@@ -109,7 +112,34 @@ int dc_toolbox(daytona_client *c, const char *sandbox, const char **base, const 
 char *dc_toolbox_url(daytona_client *c, const char *sandbox, daytona_error **err, int *r,
                      const char *fmt, ...) _printf_(5, 6);
 
+/* ---- object storage (objstore.c) ---- */
+
+/* An AWS SigV4 request to sign. PATH and QUERY are exactly as sent (already URI-encoded);
+ * HEADERS are "Name: value" lines, all of them signed. */
+struct dc_sigv4 {
+    const char *method;
+    const char *path;
+    const char *query;          /* may be NULL */
+    const char *amz_date;       /* YYYYMMDDTHHMMSSZ */
+    const char *region, *service, *access_key, *secret;
+    const char *payload_hash;   /* hex sha256 of the body, as in x-amz-content-sha256 */
+    const char *const *headers; /* NULL-terminated */
+};
+
+/* *RET = the Authorization header value ("AWS4-HMAC-SHA256 Credential=..."). -EINVAL for a
+ * malformed date or header. */
+int dc_sigv4_authorization(const struct dc_sigv4 *s, char **ret);
+void dc_sha256_hex(const void *data, size_t len, char out[65]);
+/* The SDK's context hash (ObjectStorage.computeHashForPathMd5) of ABS_PATH archived under its
+ * own absolute path. */
+int dc_context_hash(const char *abs_path, char ret[33], daytona_error **err);
+/* PATH made absolute against the cwd and normalised lexically (pathe.resolve). New string. */
+char *dc_abs_path(const char *path);
+
 /* ---- JSON helpers ---- */
+
+/* {dockerfileContent, contextHashes?} for buildInfo. */
+json_t *dc_build_info(const char *dockerfile, const char *const *context_hashes);
 
 char *dc_jstr(json_t *o, const char *key);          /* new string or NULL */
 double dc_jnum(json_t *o, const char *key);

@@ -287,7 +287,8 @@ dc_perform(daytona_client *c, const struct dc_req *r, struct dc_resp *resp, cons
     _cleanup_free_ char *auth = NULL, *ct = NULL, *acc = NULL, *org = NULL;
     struct curl_slist *hdrs = NULL;
     struct xfer x = { .c = c, .req = r, .resp = resp };
-    long timeout = r->timeout_ms > 0 ? r->timeout_ms : c->request_timeout_ms;
+    long timeout = r->timeout_ms > 0 ? r->timeout_ms : r->timeout_ms < 0 ? 0
+                                                                        : c->request_timeout_ms;
     CURLcode cc;
     CURL *h = c->curl;
     int ret = 0;
@@ -297,18 +298,23 @@ dc_perform(daytona_client *c, const struct dc_req *r, struct dc_resp *resp, cons
 
     /* Reset clears the options but keeps the connection cache: keep-alive across calls. */
     curl_easy_reset(h);
-    auth = xasprintf("Authorization: Bearer %s", c->api_key);
-    hdrs = curl_slist_append(hdrs, auth);
-    acc = xasprintf("Accept: %s", r->accept ? r->accept : "application/json");
-    hdrs = curl_slist_append(hdrs, acc);
-    hdrs = curl_slist_append(hdrs, "X-Daytona-Source: libdaytona");
-    hdrs = curl_slist_append(hdrs, SDK_VERSION_HEADER);
+    if (r->raw_headers) {
+        for (const struct curl_slist *l = r->raw_headers; l; l = l->next)
+            hdrs = curl_slist_append(hdrs, l->data);
+    } else {
+        auth = xasprintf("Authorization: Bearer %s", c->api_key);
+        hdrs = curl_slist_append(hdrs, auth);
+        acc = xasprintf("Accept: %s", r->accept ? r->accept : "application/json");
+        hdrs = curl_slist_append(hdrs, acc);
+        hdrs = curl_slist_append(hdrs, "X-Daytona-Source: libdaytona");
+        hdrs = curl_slist_append(hdrs, SDK_VERSION_HEADER);
+        if (c->organization_id) {
+            org = xasprintf("X-Daytona-Organization-ID: %s", c->organization_id);
+            hdrs = curl_slist_append(hdrs, org);
+        }
+    }
     /* No "Expect: 100-continue": it costs a round trip (or a 1 s stall) on every upload. */
     hdrs = curl_slist_append(hdrs, "Expect:");
-    if (c->organization_id) {
-        org = xasprintf("X-Daytona-Organization-ID: %s", c->organization_id);
-        hdrs = curl_slist_append(hdrs, org);
-    }
     if (r->body || r->read_fn) {
         ct = xasprintf("Content-Type: %s", r->content_type ? r->content_type : "application/json");
         hdrs = curl_slist_append(hdrs, ct);

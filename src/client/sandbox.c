@@ -139,8 +139,7 @@ build_create_body(daytona_client *c, const struct daytona_create_params *p, json
         _cleanup_free_ char *df = xasprintf("FROM %s\n", p->image);
         json_object_set_new(b, "buildInfo", json_pack("{s:s}", "dockerfileContent", df));
     } else if (p->dockerfile)
-        json_object_set_new(b, "buildInfo",
-                            json_pack("{s:s}", "dockerfileContent", p->dockerfile));
+        json_object_set_new(b, "buildInfo", dc_build_info(p->dockerfile, p->context_hashes));
     if (p->is_public)
         json_object_set_new(b, "public", json_true());
     if (p->cpu > 0)

@@ -107,7 +107,7 @@ daytona_snapshot_create(daytona_client *c, const struct daytona_snapshot_params 
         json_object_set_new(body, "imageName", json_string(p->image));
     else
         json_object_set_new(body, "buildInfo",
-                            json_pack("{s:s}", "dockerfileContent", p->dockerfile));
+                            dc_build_info(p->dockerfile, p->context_hashes));
     if (p->entrypoint && p->entrypoint[0]) {
         json_t *a = json_array();
         for (size_t i = 0; p->entrypoint[i]; i++)
@@ -278,22 +278,18 @@ log_write(const char *data, size_t len, void *ud)
     return s->cb ? s->cb(data, len, s->ud) : 0;
 }
 
-int
-daytona_snapshot_follow_logs(daytona_client *c, const char *id_or_name, daytona_output_cb on_log,
-                             void *userdata, daytona_error **err)
+/* GET API_PATH ({url}), then stream GET {url}?follow=true into ON_LOG. */
+static int
+follow_logs_url(daytona_client *c, const char *api_path, const char *what,
+                daytona_output_cb on_log, void *userdata, daytona_error **err)
 {
-    _cleanup_free_ char *id = NULL, *e = NULL, *url = NULL, *what = NULL, *logs = NULL;
+    _cleanup_free_ char *url = dc_api_url(c, "%s", api_path), *logs = NULL;
     struct log_sink sink = { on_log, userdata };
     struct dc_req req = { .method = "GET", .accept = "*/*" };
     struct dc_resp resp;
     json_t *j = NULL;
-    int r = snapshot_id(c, id_or_name, &id, err);
+    int r;
 
-    if (r < 0)
-        return r;
-    what = xasprintf("follow build logs of snapshot '%s'", id_or_name);
-    e = dc_escape(id);
-    url = dc_api_url(c, "/snapshots/%s/build-logs-url", e);
     r = dc_json_call(c, "GET", url, NULL, 0, &j, what, err);
     if (r < 0)
         return r;
@@ -306,11 +302,42 @@ daytona_snapshot_follow_logs(daytona_client *c, const char *id_or_name, daytona_
     req.url = url;
     req.sink = log_write;
     req.sink_ud = &sink;
+    /* A build may take long: the stream has no overall time limit. */
+    req.timeout_ms = -1;
     r = dc_perform(c, &req, &resp, what, err);
     if (r < 0)
         return r;
     dc_resp_done(&resp);
     return 0;
+}
+
+int
+daytona_snapshot_follow_logs(daytona_client *c, const char *id_or_name, daytona_output_cb on_log,
+                             void *userdata, daytona_error **err)
+{
+    _cleanup_free_ char *id = NULL, *e = NULL, *path = NULL, *what = NULL;
+    int r = snapshot_id(c, id_or_name, &id, err);
+
+    if (r < 0)
+        return r;
+    what = xasprintf("follow build logs of snapshot '%s'", id_or_name);
+    e = dc_escape(id);
+    path = xasprintf("/snapshots/%s/build-logs-url", e);
+    return follow_logs_url(c, path, what, on_log, userdata, err);
+}
+
+int
+daytona_sandbox_follow_build_logs(daytona_client *c, const char *id_or_name,
+                                  daytona_output_cb on_log, void *userdata, daytona_error **err)
+{
+    _cleanup_free_ char *e = NULL, *path = NULL, *what = NULL;
+
+    if (!id_or_name || !id_or_name[0])
+        return dc_error(err, EINVAL, "follow build logs: no sandbox given");
+    what = xasprintf("follow build logs of sandbox '%s'", id_or_name);
+    e = dc_escape(id_or_name);
+    path = xasprintf("/sandbox/%s/build-logs-url", e);
+    return follow_logs_url(c, path, what, on_log, userdata, err);
 }
 
 /* ---- volumes ---- */

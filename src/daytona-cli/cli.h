@@ -115,6 +115,13 @@ int cli_client_open(struct daytona_client **ret);
  * CONTEXT when E is NULL), free E, and return CLI_EXIT_FAILURE. */
 int cli_fail(int r, struct daytona_error *e, const char *context);
 
+/* --dockerfile with local files: check --context (at most one directory; default: the
+ * Dockerfile's directory), then rewrite COPY/ADD sources of *DOCKERFILE (replaced) and upload
+ * them (daytona_dockerfile_prepare). *HASHES gets the context hashes (daytona_strv_free()).
+ * Returns 0 or an exit code after printing the error. */
+int cli_dockerfile_context(const struct cli_args *a, struct daytona_client *c,
+                           char **dockerfile, char ***hashes);
+
 /* Parse a record's compact JSON text (a libdaytona `json` member) into a new json_t (decref);
  * NULL text gives an empty object. */
 json_t *cli_json_record(const char *text);

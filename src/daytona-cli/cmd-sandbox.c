@@ -85,6 +85,12 @@ opt_interval(const struct cli_args *a, const char *name, bool *has, long *ret)
 }
 
 static int
+on_build_log(const char *data, size_t len, void *userdata)
+{
+    return write_all(*(int *) userdata, data, len);
+}
+
+static int
 run_create(struct cli_args *a)
 {
     struct daytona_create_params p = {
@@ -104,6 +110,7 @@ run_create(struct cli_args *a)
     char *const *vols = cli_optv(a, "volume");
     size_t nvols = strv_length(vols);
     char **vol_ids = NULL;
+    _cleanup_strv_free_ char **hashes = NULL;
     daytona_client *c = NULL;
     struct daytona_sandbox *sb = NULL;
     daytona_error *e = NULL;
@@ -132,14 +139,8 @@ run_create(struct cli_args *a)
             return r;
         p.dockerfile = dockerfile;
     }
-    if (cli_optv(a, "context")) {
-        if (!p.dockerfile)
-            return cli_usage_error(a, "--context needs --dockerfile");
-        /* Uploading a build context needs the object-storage push of contract §2.8, which
-         * neither libdaytona nor daytonad has yet. */
-        return cli_error("build contexts (--context) are not supported yet: use a Dockerfile "
-                         "without COPY/ADD of local files");
-    }
+    if (cli_opt(a, "context") && !p.dockerfile)
+        return cli_usage_error(a, "--context needs --dockerfile");
     if (cli_opt(a, "class")) {
         const char *cls = cli_opt(a, "class");
         if (strcmp(cls, "small") && strcmp(cls, "medium") && strcmp(cls, "large"))
@@ -158,6 +159,16 @@ run_create(struct cli_args *a)
     r = cli_client_open(&c);
     if (r)
         return r;
+
+    if (p.dockerfile) {
+        r = cli_dockerfile_context(a, c, &dockerfile, &hashes);
+        if (r) {
+            daytona_client_free(c);
+            return r;
+        }
+        p.dockerfile = dockerfile;
+        p.context_hashes = (const char *const *) hashes;
+    }
 
     if (nvols > 0) {
         mounts = xcalloc(nvols, sizeof(*mounts));
@@ -180,7 +191,27 @@ run_create(struct cli_args *a)
         p.n_volumes = nvols;
     }
 
-    r = daytona_sandbox_create(c, &p, WAIT_TIMEOUT_S, &sb, &e);
+    if (p.dockerfile || p.image) {
+        /* A build: stream its log while it runs, then wait for "started". */
+        r = daytona_sandbox_create(c, &p, -1, &sb, &e);
+        if (r >= 0 && sb->state && strcmp(sb->state, "started") != 0) {
+            int logfd = a->format == CLI_FORMAT_TABLE ? STDOUT_FILENO : STDERR_FILENO;
+            _cleanup_free_ char *id = xstrdup(sb->id);
+            static const char *const started[] = { "started", NULL };
+
+            if (daytona_sandbox_follow_build_logs(c, id, on_build_log, &logfd, &e) < 0) {
+                fprintf(stderr, "daytona: build log unavailable (%s), waiting\n",
+                        e && e->message ? e->message : "unknown error");
+                daytona_error_free(e);
+                e = NULL;
+            }
+            daytona_sandbox_free(sb);
+            sb = NULL;
+            r = daytona_sandbox_wait(c, id, started, WAIT_TIMEOUT_S, &sb, &e);
+        }
+    } else {
+        r = daytona_sandbox_create(c, &p, WAIT_TIMEOUT_S, &sb, &e);
+    }
     strv_free(vol_ids);
     daytona_client_free(c);
     if (r < 0)
@@ -203,7 +234,8 @@ static const struct cli_option create_options[] = {
     {"snapshot", 0, CLI_VALUE, "SNAPSHOT", "snapshot to create the sandbox from"},
     {"image", 0, CLI_VALUE, "IMAGE", "OCI image to build the sandbox from"},
     {"dockerfile", 0, CLI_VALUE, "PATH", "Dockerfile to build the sandbox from"},
-    {"context", 0, CLI_LIST, "PATH", "file or directory of the Dockerfile's build context"},
+    {"context", 0, CLI_VALUE, "DIR",
+     "build context directory (default: the Dockerfile's)"},
     {"cpu", 0, CLI_VALUE, "N", "CPU cores"},
     {"memory", 0, CLI_VALUE, "GIB", "memory in GiB"},
     {"disk", 0, CLI_VALUE, "GIB", "disk in GiB"},
@@ -227,9 +259,12 @@ static const struct cli_option create_options[] = {
 const struct cli_command cli_cmd_create = {
     .name = "create",
     .summary = "create a sandbox",
-    .description = "Waits until the sandbox is started and prints its id.",
+    .description = "Waits until the sandbox is started and prints its id. With --image or "
+                   "--dockerfile the build log is streamed first (to stderr with --format); the "
+                   "local files a Dockerfile COPYs or ADDs are uploaded as build contexts.",
     .example = "daytona create --name demo --cpu 2 --memory 4 -e DEBUG=1 -l team=ml\n"
-               "daytona create --image python:3.12-slim --format json",
+               "daytona create --image python:3.12-slim --format json\n"
+               "daytona create --name app --dockerfile ./Dockerfile --context . -v data:/data",
     .options = create_options,
     .max_args = 0,
     .flags = CLI_CMD_FORMAT,

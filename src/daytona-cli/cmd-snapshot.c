@@ -71,7 +71,7 @@ run_snapshot_create(struct cli_args *a)
             .image = cli_opt(a, "image"),
     };
     _cleanup_free_ char *dockerfile = NULL;
-    _cleanup_strv_free_ char **entry = NULL;
+    _cleanup_strv_free_ char **entry = NULL, **hashes = NULL;
     daytona_client *c = NULL;
     daytona_error *e = NULL;
     struct daytona_snapshot *s = NULL;
@@ -79,11 +79,8 @@ run_snapshot_create(struct cli_args *a)
 
     if (!!p.image == !!cli_opt(a, "dockerfile"))
         return cli_usage_error(a, "give exactly one of --image and --dockerfile");
-    if (cli_optv(a, "context") && !cli_opt(a, "dockerfile"))
+    if (cli_opt(a, "context") && !cli_opt(a, "dockerfile"))
         return cli_usage_error(a, "--context needs --dockerfile");
-    if (cli_optv(a, "context"))
-        /* Needs the object-storage push of contract §2.8 (not in libdaytona or daytonad). */
-        return cli_error("build contexts (--context) are not supported yet");
     const char *num[] = {"cpu", "memory", "disk"};
     double *dst[] = {&p.cpu, &p.memory, &p.disk};
     for (size_t i = 0; i < ELEMENTSOF(num); i++) {
@@ -110,6 +107,15 @@ run_snapshot_create(struct cli_args *a)
     r = cli_client_open(&c);
     if (r)
         return r;
+    if (p.dockerfile) {
+        r = cli_dockerfile_context(a, c, &dockerfile, &hashes);
+        if (r) {
+            daytona_client_free(c);
+            return r;
+        }
+        p.dockerfile = dockerfile;
+        p.context_hashes = (const char *const *) hashes;
+    }
     r = daytona_snapshot_create(c, &p, /* wait_timeout_s= */ -1, &s, &e);
     if (r < 0) {
         daytona_client_free(c);
@@ -165,7 +171,8 @@ run_snapshot_create(struct cli_args *a)
 static const struct cli_option snapshot_create_options[] = {
     {"image", 'i', CLI_VALUE, "IMAGE", "image to make the snapshot from"},
     {"dockerfile", 0, CLI_VALUE, "PATH", "Dockerfile to build the snapshot from"},
-    {"context", 'c', CLI_LIST, "PATH", "file or directory of the build context"},
+    {"context", 'c', CLI_VALUE, "DIR",
+     "build context directory (default: the Dockerfile's)"},
     {"entrypoint", 'e', CLI_VALUE, "CMD", "entrypoint of sandboxes made from it"},
     {"cpu", 0, CLI_VALUE, "N", "CPU cores of its sandboxes"},
     {"memory", 0, CLI_VALUE, "GIB", "memory of its sandboxes, in GiB"},
@@ -177,10 +184,14 @@ static const struct cli_command snapshot_create = {
     .name = "create",
     .args_usage = "NAME",
     .summary = "create a snapshot from an image or a Dockerfile",
-    .description = "Streams the build log and waits until the snapshot is active.",
+    .description = "Streams the build log (to stderr with --format) and waits until the snapshot "
+                   "is active. The local files a Dockerfile COPYs or ADDs are uploaded as build "
+                   "contexts (each once: the server keeps them by content hash) and the "
+                   "instructions rewritten to their absolute paths, as the SDK does.",
     .example = "daytona snapshot create py312 --image python:3.12-slim\n"
                "daytona snapshot create tools --dockerfile ./Dockerfile --entrypoint 'sleep "
-               "infinity'",
+               "infinity'\n"
+               "daytona snapshot create app --dockerfile build/Dockerfile --context .",
     .options = snapshot_create_options,
     .min_args = 1,
     .max_args = 1,

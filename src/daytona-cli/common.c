@@ -8,6 +8,7 @@
 
 #include "daytona-cli/cli.h"
 #include "daytona/daytona.h"
+#include "dt/xalloc.h"
 #include "dt/banned.h"
 
 int
@@ -22,6 +23,32 @@ cli_fail(int r, daytona_error *e, const char *context)
     }
     daytona_error_free(e);
     return CLI_EXIT_FAILURE;
+}
+
+int
+cli_dockerfile_context(const struct cli_args *a, struct daytona_client *c, char **dockerfile,
+                       char ***hashes)
+{
+    const char *ctxdir = cli_opt(a, "context");
+    const char *path = cli_opt(a, "dockerfile");
+    _cleanup_free_ char *dir = NULL;
+    char *out = NULL;
+    daytona_error *e = NULL;
+    int r;
+
+    if (ctxdir) {
+        dir = xstrdup(ctxdir);
+    } else {
+        /* Like the SDK's Image.fromDockerfile(): sources are relative to the Dockerfile. */
+        const char *slash = strrchr(path, '/');
+        dir = slash ? xstrndup(path, slash == path ? 1 : (size_t) (slash - path)) : xstrdup(".");
+    }
+    r = daytona_dockerfile_prepare(c, *dockerfile, dir, &out, hashes, &e);
+    if (r < 0)
+        return cli_fail(r, e, "upload the build context");
+    free(*dockerfile);
+    *dockerfile = out;
+    return 0;
 }
 
 int

@@ -469,8 +469,10 @@ dt_runner_new(const struct dt_runner_config *cfg, struct dt_runner **ret, struct
     /* Each sandbox's agent socket lives at DATA/sandboxes/<uuid>/agent.sock (bound under a
      * temporary name with our pid first): a unix socket path must fit sun_path. Say so now
      * rather than fail every create. */
+    char tmpname[64];
+    snprintf(tmpname, sizeof(tmpname), "/agent.sock.%ld.tmp", (long) getpid());
     size_t longest = strlen(cfg->data_dir) + strlen("/sandboxes/") + 36 /* a uuid */ +
-                     strlen("/agent.sock.4194304.tmp") /* pid_max */;
+                     strlen(tmpname);
     if (longest >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
         return dt_error_set(err, ENAMETOOLONG, "data directory '%s' is too long: sandbox "
                             "sockets below it would not fit the %zu bytes of a unix socket path "

@@ -2,7 +2,8 @@
 /* libdaytona against a real `daytonad serve` (started by run-client-itests, which passes
  * DAYTONA_API_URL / DAYTONA_API_KEY): sandbox lifecycle, labels and listing, a 20 MiB file up
  * and down byte-exact, the other file calls, execute exit codes and timeouts, sessions with log
- * follow, the PTY (echo, resize, exit code), and snapshots/volumes (or their clean 501). */
+ * follow, the PTY (echo, resize, exit code), snapshots/volumes (or their clean 501) and build
+ * context uploads. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -352,6 +353,42 @@ test_snapshots_volumes(daytona_client *c)
     CHECK(daytona_volume_delete(c, "itest-vol", &err) == 0);
 }
 
+/* Build contexts through the server's S3 subset (SigV4 checked there): a directory uploaded,
+ * the same again (already present: ListObjectsV2 finds it), a Dockerfile's COPY sources. */
+static void
+test_contexts(daytona_client *c)
+{
+    char dir[] = "/tmp/itest-ctx-XXXXXX", path[256], h1[33], h2[33];
+    char *df = NULL, **hashes = NULL;
+    int fd;
+
+    step("build contexts: upload, dedup, Dockerfile COPY sources");
+    if (!mkdtemp(dir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    (void) snprintf(path, sizeof(path), "%s/f.txt", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    CHECK(fd >= 0 && write(fd, "ctx\n", 4) == 4);
+    if (fd >= 0)
+        close(fd);
+    CHECK(daytona_context_upload(c, dir, h1, &err) == 0);
+    CHECK(strlen(h1) == 32 && strspn(h1, "0123456789abcdef") == 32);
+    CHECK(daytona_context_upload(c, dir, h2, &err) == 0);
+    CHECK(strcmp(h1, h2) == 0);
+    CHECK(daytona_context_upload(c, path, h2, &err) == 0);
+    CHECK(strcmp(h1, h2) != 0);
+    CHECK(daytona_dockerfile_prepare(c, "FROM x\nCOPY f.txt /f.txt\n", dir, &df, &hashes,
+                                     &err) == 0);
+    CHECK(hashes && hashes[0] && strcmp(hashes[0], h2) == 0 && !hashes[1]);
+    CHECK(df && strstr(df, path) && strstr(df, "COPY ") == strstr(df, "\n") + 1);
+    free(df);
+    daytona_strv_free(hashes);
+    CHECK(daytona_context_upload(c, "/no/such/ctx", h2, &err) == -ENOENT);
+    (void) unlink(path);
+    (void) rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -418,6 +455,7 @@ main(void)
     test_sessions(c, id);
     test_pty(c, id);
     test_snapshots_volumes(c);
+    test_contexts(c);
 
     step("sandbox: stop, archive, start, delete");
     CHECK(daytona_sandbox_stop(c, id, false, 60, &err) == 0);

@@ -3,7 +3,6 @@
  * DeleteObject and multipart uploads on one bucket kept in a local directory, with AWS SigV4
  * checked on every request and each organization's key confined to "<org>/". Bodies are
  * streamed to a temporary file and renamed into place. See docs/design/objstore.md. */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,13 +26,14 @@
 #include "dt/parse-util.h"
 #include "dt/xalloc.h"
 #include "server/objstore.h"
+#include "server/s3-parse.h"
 #include "dt/banned.h"
 
 #define SECRET_BYTES 32
-#define MAX_KEY 1024                          /* S3's limit, in bytes */
+#define MAX_KEY DT_S3_MAX_KEY
 #define MAX_PART_SIZE (5ULL << 30)            /* one PutObject or UploadPart (S3: 5 GiB) */
 #define MAX_OBJECT_SIZE (10ULL << 30)         /* a completed multipart object */
-#define MAX_PARTS 10000
+#define MAX_PARTS DT_S3_MAX_PARTS
 #define MAX_COMPLETE_BODY (2U << 20)          /* 10,000 <Part> entries fit in well under this */
 #define MAX_SKEW_S (15 * 60)
 #define MAX_LIST_KEYS 1000
@@ -115,7 +115,7 @@ buf_printf(struct buf *b, const char *fmt, ...)
     buf_adds(b, s);
 }
 
-/* XML text/attribute escaping: keys never hold control characters (see valid_key). */
+/* XML text/attribute escaping: keys never hold control characters (see dt_s3_key_valid). */
 static void
 buf_xml(struct buf *b, const char *s)
 {
@@ -130,22 +130,13 @@ buf_xml(struct buf *b, const char *s)
         }
 }
 
-/* SigV4's URI encoding: everything but the RFC 3986 unreserved characters, upper-case hex;
- * KEEP_SLASH for keys in listings with encoding-type=url. */
+/* SigV4's URI encoding (dt_s3_uri_encode); KEEP_SLASH for keys in listings with
+ * encoding-type=url. */
 static void
 buf_uri(struct buf *b, const char *s, size_t n, bool keep_slash)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char) s[i];
-        if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~' ||
-            (keep_slash && ch == '/')) {
-            buf_add(b, s + i, 1);
-        } else {
-            char e[4];
-            (void) snprintf(e, sizeof(e), "%%%02X", ch);
-            buf_add(b, e, 3);
-        }
-    }
+    _cleanup_free_ char *e = dt_s3_uri_encode(s, n, keep_slash);
+    buf_adds(b, e);
 }
 
 static void
@@ -193,53 +184,6 @@ derive(struct dt_objstore *o, const char *label, const char *akid, char out[65])
 
     hmac256(o->secret, sizeof(o->secret), msg, md);
     hex(md, 32, out);
-}
-
-static bool
-valid_org(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
-
-/* An object key we store as a path: 1..1024 bytes, '/'-separated components that are neither
- * empty, "." nor ".." nor longer than NAME_MAX, and no control characters (they would need
- * escaping in XML 1.0, which cannot carry most of them at all). */
-static bool
-valid_key(const char *k, bool prefix)
-{
-    size_t n = strlen(k), comp = 0;
-    const char *start = k;
-
-    if ((n == 0 && !prefix) || n > MAX_KEY || k[0] == '/')
-        return false;
-    for (size_t i = 0; i <= n; i++) {
-        unsigned char ch = (unsigned char) k[i];
-        if (ch == '/' || ch == '\0') {
-            if (ch == '\0' && prefix)
-                break; /* a prefix may end in a partial component */
-            if (comp == 0 || comp > 255 || (comp == 1 && start[0] == '.') ||
-                (comp == 2 && start[0] == '.' && start[1] == '.'))
-                return false;
-            comp = 0;
-            start = k + i + 1;
-            continue;
-        }
-        if (ch < 0x20 || ch == 0x7f)
-            return false;
-        comp++;
-    }
-    /* A trailing partial component of a prefix must not be "..": it cannot match a key anyway,
-     * but refuse it so no path built from a prefix ever holds one. */
-    if (prefix && comp > 0 && ((comp == 1 && start[0] == '.') ||
-                               (comp == 2 && start[0] == '.' && start[1] == '.')))
-        return false;
-    return comp <= 255;
 }
 
 /* x-amz-checksum-crc32 and Content-MD5 are base64 of the raw digest. */
@@ -470,95 +414,6 @@ canonical_headers(struct s3req *r, const char *signed_headers, struct buf *b)
     }
 }
 
-struct qpair {
-    char *k, *v;
-};
-
-static int
-qpair_cmp(const void *a, const void *b)
-{
-    const struct qpair *x = a, *y = b;
-    int c = strcmp(x->k, y->k);
-    return c ? c : strcmp(x->v, y->v);
-}
-
-/* The query string decoded, re-encoded the SigV4 way and sorted. */
-static int
-canonical_query(const char *query, struct buf *b)
-{
-    struct qpair *pairs = NULL;
-    size_t n = 0;
-    int r = 0;
-
-    if (!query)
-        return 0;
-    for (const char *p = query; *p;) {
-        size_t len = strcspn(p, "&");
-        if (len > 0) {
-            const char *eq = memchr(p, '=', len);
-            size_t kl = eq ? (size_t) (eq - p) : len, vl = eq ? len - kl - 1 : 0;
-            struct qpair q = { xmalloc(kl + 1), xmalloc(vl + 1) };
-            size_t dl;
-            if (n >= 64 || dt_http_percent_decode(p, kl, q.k, &dl, false) < 0 ||
-                dt_http_percent_decode(eq ? eq + 1 : "", vl, q.v, &dl, false) < 0) {
-                free(q.k);
-                free(q.v);
-                r = -EINVAL;
-                break;
-            }
-            pairs = xrealloc(pairs, (n + 1) * sizeof(*pairs));
-            pairs[n++] = q;
-        }
-        p += len;
-        if (*p == '&')
-            p++;
-    }
-    if (r == 0) {
-        qsort(pairs, n, sizeof(*pairs), qpair_cmp);
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                buf_adds(b, "&");
-            buf_uri(b, pairs[i].k, strlen(pairs[i].k), false);
-            buf_adds(b, "=");
-            buf_uri(b, pairs[i].v, strlen(pairs[i].v), false);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(pairs[i].k);
-        free(pairs[i].v);
-    }
-    free(pairs);
-    return r;
-}
-
-static bool
-parse_amz_date(const char *s, time_t *ret)
-{
-    struct tm tm = { 0 };
-    int v[6];
-    static const int pos[6] = { 0, 4, 6, 9, 11, 13 }, len[6] = { 4, 2, 2, 2, 2, 2 };
-
-    if (strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
-        return false;
-    for (int i = 0; i < 6; i++) {
-        v[i] = 0;
-        for (int j = 0; j < len[i]; j++) {
-            char ch = s[pos[i] + j];
-            if (ch < '0' || ch > '9')
-                return false;
-            v[i] = v[i] * 10 + (ch - '0');
-        }
-    }
-    tm.tm_year = v[0] - 1900;
-    tm.tm_mon = v[1] - 1;
-    tm.tm_mday = v[2];
-    tm.tm_hour = v[3];
-    tm.tm_min = v[4];
-    tm.tm_sec = v[5];
-    *ret = timegm(&tm);
-    return *ret != (time_t) -1;
-}
-
 /* Check the request's AWS4-HMAC-SHA256 Authorization header. Returns 0 with r->org set, or -1
  * after answering. Only header authentication is accepted (no presigned URLs, no POST forms). */
 static int
@@ -569,66 +424,29 @@ verify_sigv4(struct s3req *r)
     const char *date = dt_httpd_req_header(r->req, "x-amz-date");
     const char *payload = dt_httpd_req_header(r->req, "x-amz-content-sha256");
     const char *token = dt_httpd_req_header(r->req, "x-amz-security-token");
-    _cleanup_free_ char *copy = NULL;
-    char *cred = NULL, *signed_headers = NULL, *signature = NULL, *parts[5] = { 0 };
+    _cleanup_(dt_s3_auth_done) struct dt_s3_auth a = { 0 };
+    _cleanup_error_ struct dt_error *err = NULL;
+    _cleanup_free_ char *query = NULL;
     char want_secret[65], want_token[65], hash[65], sig[65];
     struct buf canon = { 0 }, sts = { 0 };
     uint8_t k[32];
     time_t t;
-    int np = 0;
+    int res;
 
     if (!auth) {
         s3_error(r, 403, "AccessDenied", "anonymous access is not allowed: sign with SigV4");
         return -1;
     }
-    if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17) != 0 || strlen(auth) > 4096) {
-        s3_error(r, 400, "AuthorizationHeaderMalformed", "only AWS4-HMAC-SHA256 is supported");
+    res = dt_s3_parse_authorization(auth, &a, &err);
+    if (res == -EACCES) {
+        s3_error(r, 403, "InvalidAccessKeyId", "%s", err->message);
         return -1;
     }
-    copy = xstrdup(auth + 17);
-    for (char *p = copy; *p;) {
-        char *end, *eq;
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        end = p + strcspn(p, ",");
-        if (*end)
-            *end++ = '\0';
-        eq = strchr(p, '=');
-        if (eq) {
-            *eq = '\0';
-            if (strcmp(p, "Credential") == 0 && !cred)
-                cred = eq + 1;
-            else if (strcmp(p, "SignedHeaders") == 0 && !signed_headers)
-                signed_headers = eq + 1;
-            else if (strcmp(p, "Signature") == 0 && !signature)
-                signature = eq + 1;
-        }
-        p = end;
-    }
-    if (cred)
-        for (char *p = cred; np < 5; np++) {
-            parts[np] = p;
-            p = strchr(p, '/');
-            if (!p) {
-                np++;
-                break;
-            }
-            *p++ = '\0';
-        }
-    if (!cred || !signed_headers || !signature || np != 5 || strchr(parts[4], '/') ||
-        strcmp(parts[3], "s3") != 0 || strcmp(parts[4], "aws4_request") != 0 ||
-        strlen(parts[1]) != 8 || !*parts[2] || strlen(parts[2]) > 32) {
-        s3_error(r, 400, "AuthorizationHeaderMalformed",
-                 "the Authorization header is malformed (Credential, SignedHeaders, Signature)");
+    if (res < 0) {
+        s3_error(r, 400, "AuthorizationHeaderMalformed", "%s", err->message);
         return -1;
     }
-    if (strncmp(parts[0], "DTN", 3) != 0 || !valid_org(parts[0] + 3)) {
-        s3_error(r, 403, "InvalidAccessKeyId", "the access key does not exist");
-        return -1;
-    }
-    if (!date || !parse_amz_date(date, &t) || strncmp(date, parts[1], 8) != 0) {
+    if (!date || dt_s3_parse_amz_date(date, &t) < 0 || strncmp(date, a.date, 8) != 0) {
         s3_error(r, 403, "AccessDenied", "missing or malformed x-amz-date");
         return -1;
     }
@@ -652,24 +470,15 @@ verify_sigv4(struct s3req *r)
                  payload);
         return -1;
     }
-    /* The date, the payload hash and the token must be covered by the signature. */
-    {
-        _cleanup_free_ char *sh = xasprintf(";%s;", signed_headers);
-        if (!strstr(sh, ";host;") || !strstr(sh, ";x-amz-date;") ||
-            !strstr(sh, ";x-amz-content-sha256;") ||
-            (token && !strstr(sh, ";x-amz-security-token;"))) {
-            s3_error(r, 403, "AccessDenied",
-                     "host, x-amz-date, x-amz-content-sha256 and x-amz-security-token "
-                     "must be signed");
-            return -1;
-        }
-        for (const char *q = signed_headers; *q; q++)
-            if (isupper((unsigned char) *q) || *q == ' ') {
-                s3_error(r, 400, "AuthorizationHeaderMalformed", "malformed SignedHeaders");
-                return -1;
-            }
+    res = dt_s3_check_signed_headers(a.signed_headers, token != NULL, &err);
+    if (res < 0) {
+        if (res == -EACCES)
+            s3_error(r, 403, "AccessDenied", "%s", err->message);
+        else
+            s3_error(r, 400, "AuthorizationHeaderMalformed", "%s", err->message);
+        return -1;
     }
-    derive(r->o, "token", parts[0], want_token);
+    derive(r->o, "token", a.access_key, want_token);
     if (!token || strlen(token) != 64 || CRYPTO_memcmp(token, want_token, 64) != 0) {
         s3_error(r, 403, "InvalidToken", "the security token is invalid");
         return -1;
@@ -679,28 +488,29 @@ verify_sigv4(struct s3req *r)
     buf_adds(&canon, "\n");
     buf_adds(&canon, h->path);
     buf_adds(&canon, "\n");
-    if (canonical_query(h->query, &canon) < 0) {
+    if (dt_s3_canonical_query(h->query, &query, NULL) < 0) {
         free(canon.p);
         s3_error(r, 400, "InvalidArgument", "malformed query string");
         return -1;
     }
+    buf_adds(&canon, query);
     buf_adds(&canon, "\n");
-    if (canonical_headers(r, signed_headers, &canon) < 0) {
+    if (canonical_headers(r, a.signed_headers, &canon) < 0) {
         free(canon.p);
         s3_error(r, 403, "SignatureDoesNotMatch", "a signed header is missing");
         return -1;
     }
-    buf_printf(&canon, "\n%s\n%s", signed_headers, payload);
+    buf_printf(&canon, "\n%s\n%s", a.signed_headers, payload);
     sha256_hex(canon.p, canon.len, hash);
     free(canon.p);
-    buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", date, parts[1], parts[2],
+    buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", date, a.date, a.region,
                hash);
 
-    derive(r->o, "secret", parts[0], want_secret);
+    derive(r->o, "secret", a.access_key, want_secret);
     {
         _cleanup_free_ char *k0 = xasprintf("AWS4%s", want_secret);
-        hmac256(k0, strlen(k0), parts[1], k);
-        hmac256(k, 32, parts[2], k);
+        hmac256(k0, strlen(k0), a.date, k);
+        hmac256(k, 32, a.region, k);
         hmac256(k, 32, "s3", k);
         hmac256(k, 32, "aws4_request", k);
         hmac256(k, 32, sts.p, k);
@@ -708,12 +518,12 @@ verify_sigv4(struct s3req *r)
     free(sts.p);
     hex(k, 32, sig);
     OPENSSL_cleanse(want_secret, sizeof(want_secret));
-    if (strlen(signature) != 64 || CRYPTO_memcmp(signature, sig, 64) != 0) {
+    if (strlen(a.signature) != 64 || CRYPTO_memcmp(a.signature, sig, 64) != 0) {
         s3_error(r, 403, "SignatureDoesNotMatch",
                  "the request signature we calculated does not match the signature you provided");
         return -1;
     }
-    (void) snprintf(r->org, sizeof(r->org), "%s", parts[0] + 3);
+    (void) snprintf(r->org, sizeof(r->org), "%s", a.org);
     return 0;
 }
 
@@ -819,7 +629,7 @@ list_objects(struct s3req *r)
         s3_error(r, 403, "AccessDenied", "this key may only list under '%s'", own);
         return;
     }
-    if (!valid_key(prefix, true) || (after && strlen(after) > MAX_KEY)) {
+    if (!dt_s3_prefix_valid(prefix) || (after && strlen(after) > MAX_KEY)) {
         s3_error(r, 400, "InvalidArgument", "invalid prefix");
         return;
     }
@@ -1126,46 +936,6 @@ abort_upload(struct s3req *r, const char *id)
     reply(r, 204, NULL, NULL, 0, NULL, 0);
 }
 
-/* The text of the next <TAG>...</TAG> in [*P, END), advancing *P past it. */
-static char *
-xml_take(const char **p, const char *end, const char *tag)
-{
-    _cleanup_free_ char *open = xasprintf("<%s>", tag), *close = xasprintf("</%s>", tag);
-    const char *a = memmem(*p, (size_t) (end - *p), open, strlen(open)), *z;
-
-    if (!a)
-        return NULL;
-    a += strlen(open);
-    z = memmem(a, (size_t) (end - a), close, strlen(close));
-    if (!z)
-        return NULL;
-    *p = z + strlen(close);
-    return xstrndup(a, (size_t) (z - a));
-}
-
-/* An ETag as sent in CompleteMultipartUpload: quotes (raw or &quot;) around 32 hex digits. */
-static bool
-etag_matches(const char *t, const char *md5hex)
-{
-    char v[40];
-    size_t n = 0;
-
-    for (const char *q = t; *q && n < sizeof(v) - 1;) {
-        if (strncmp(q, "&quot;", 6) == 0) {
-            q += 6;
-        } else if (strncmp(q, "&#34;", 5) == 0) {
-            q += 5;
-        } else if (*q == '"' || *q == ' ' || *q == '\n' || *q == '\t' || *q == '\r') {
-            q++;
-        } else {
-            v[n++] = (char) tolower((unsigned char) *q);
-            q++;
-        }
-    }
-    v[n] = '\0';
-    return strcmp(v, md5hex) == 0;
-}
-
 static int
 copy_into(int out, int in)
 {
@@ -1209,10 +979,12 @@ complete_body(struct dt_httpd_req *req, int error, const char *data, size_t len,
 {
     struct s3req *r = ud;
     struct dt_objstore *o = r->o;
-    const char *p = data, *end = data + len, *leaf;
-    unsigned count = 0, last = 0;
+    const char *leaf;
     _cleanup_close_ int dfd = -EBADF, out = -EBADF;
     _cleanup_free_ char *id = NULL;
+    _cleanup_free_ struct dt_s3_part *parts = NULL;
+    _cleanup_error_ struct dt_error *err = NULL;
+    size_t count = 0;
     EVP_MD_CTX *all = NULL;
     uint64_t total = 0;
     uint8_t md[16];
@@ -1236,32 +1008,20 @@ complete_body(struct dt_httpd_req *req, int error, const char *data, size_t len,
     dfd = open_upload(r, id);
     if (dfd < 0)
         return;
-    if (!memmem(data, len, "<CompleteMultipartUpload", 24))
-        return s3_error(r, 400, "MalformedXML", "expected a CompleteMultipartUpload document");
 
-    /* First pass: check every part (number order, existence, ETag) and the total size. */
-    for (const char *q = p;;) {
-        _cleanup_free_ char *part = xml_take(&q, end, "Part"), *num = NULL, *tag = NULL;
-        const char *pp, *pe;
+    res = dt_s3_parse_complete(data, len, &parts, &count, &err);
+    if (res == -ERANGE)
+        return s3_error(r, 400, "InvalidPartOrder", "%s", err->message);
+    if (res < 0)
+        return s3_error(r, 400, "MalformedXML", "%s", err->message);
+
+    /* First pass: check every part exists, its ETag and the total size. */
+    for (size_t i = 0; i < count; i++) {
+        uint32_t n = parts[i].number;
         char stored[40] = "", name[16], ename[24];
         char *text = NULL;
-        uint32_t n;
         struct stat st;
 
-        if (!part)
-            break;
-        pp = part;
-        pe = part + strlen(part);
-        num = xml_take(&pp, pe, "PartNumber");
-        pp = part;
-        tag = xml_take(&pp, pe, "ETag");
-        if (!num || !tag || parse_u32(num, &n) < 0 || n < 1 || n > MAX_PARTS)
-            return s3_error(r, 400, "MalformedXML", "a Part needs a PartNumber and an ETag");
-        if (n <= last)
-            return s3_error(r, 400, "InvalidPartOrder", "parts must be listed in ascending order");
-        last = n;
-        if (++count > MAX_PARTS)
-            return s3_error(r, 400, "MalformedXML", "too many parts");
         (void) snprintf(name, sizeof(name), "%u", n);
         (void) snprintf(ename, sizeof(ename), "%u.etag", n);
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
@@ -1269,15 +1029,13 @@ complete_body(struct dt_httpd_req *req, int error, const char *data, size_t len,
             return s3_error(r, 400, "InvalidPart", "part %u was not uploaded", n);
         (void) snprintf(stored, sizeof(stored), "%s", text);
         free(text);
-        if (!etag_matches(tag, stored))
+        if (!parts[i].etag[0] || strcmp(parts[i].etag, stored) != 0)
             return s3_error(r, 400, "InvalidPart", "the ETag of part %u does not match", n);
         total += (uint64_t) st.st_size;
         if (total > MAX_OBJECT_SIZE)
             return s3_error(r, 400, "EntityTooLarge", "the object would be larger than %llu bytes",
                             (unsigned long long) MAX_OBJECT_SIZE);
     }
-    if (count == 0)
-        return s3_error(r, 400, "MalformedXML", "no parts listed");
 
     /* Second pass: concatenate. S3's multipart ETag is the MD5 of the parts' binary MD5s. */
     random_hex(rnd, 16);
@@ -1288,30 +1046,24 @@ complete_body(struct dt_httpd_req *req, int error, const char *data, size_t len,
     all = EVP_MD_CTX_new();
     DT_ASSERT(all && EVP_DigestInit_ex(all, EVP_md5(), NULL));
     res = 0;
-    for (const char *q = p; res == 0;) {
-        _cleanup_free_ char *part = xml_take(&q, end, "Part"), *num = NULL, *text = NULL;
-        const char *pp;
+    for (size_t i = 0; i < count && res == 0; i++) {
+        _cleanup_free_ char *text = NULL;
         uint8_t raw[16];
-        uint32_t n;
+        uint32_t n = parts[i].number;
         int in;
 
-        if (!part)
-            break;
-        pp = part;
-        num = xml_take(&pp, part + strlen(part), "PartNumber");
-        DT_ASSERT(num && parse_u32(num, &n) == 0);
         char name[24];
         (void) snprintf(name, sizeof(name), "%u.etag", n);
         res = read_file_at(dfd, name, 64, &text, NULL);
         if (res < 0)
             break;
-        for (int i = 0; i < 16; i++) {
+        for (int j = 0; j < 16; j++) {
             unsigned v;
-            if (sscanf(text + 2 * i, "%2x", &v) != 1) {
+            if (sscanf(text + 2 * j, "%2x", &v) != 1) {
                 res = -EINVAL;
                 break;
             }
-            raw[i] = (uint8_t) v;
+            raw[j] = (uint8_t) v;
         }
         DT_ASSERT(EVP_DigestUpdate(all, raw, 16));
         (void) snprintf(name, sizeof(name), "%u", n);
@@ -1330,7 +1082,7 @@ complete_body(struct dt_httpd_req *req, int error, const char *data, size_t len,
         return s3_errno(r, res, "assemble the object");
     }
     hex(md, 16, md5hex);
-    (void) snprintf(etag, sizeof(etag), "\"%s-%u\"", md5hex, count);
+    (void) snprintf(etag, sizeof(etag), "\"%s-%zu\"", md5hex, count);
     (void) fsetxattr(out, ETAG_XATTR, etag, strlen(etag), 0);
     pfd = open_parent(o->bucket_fd, r->key, true, &leaf);
     res = pfd;
@@ -1489,19 +1241,12 @@ dt_objstore_handle(struct dt_objstore *o, struct dt_httpd_req *req, const char *
         strcmp(bucket, DT_OBJSTORE_BUCKET) != 0)
         return s3_error(r, 404, "NoSuchBucket", "the specified bucket does not exist");
     if (slash && slash[1]) {
-        const char *raw = slash + 1;
-        size_t rl = strlen(raw);
-        if (rl > 3 * MAX_KEY)
-            return s3_error(r, 400, "KeyTooLongError", "your key is too long");
-        r->key = xmalloc(rl + 1);
-        if (dt_http_percent_decode(raw, rl, r->key, &len, false) < 0 || strlen(r->key) != len)
-            return s3_error(r, 400, "InvalidArgument", "malformed key");
-        if (len > MAX_KEY)
-            return s3_error(r, 400, "KeyTooLongError", "your key is too long");
-        if (!valid_key(r->key, false))
-            return s3_error(r, 400, "InvalidArgument",
-                            "unsupported key: empty, '.' or '..' components and control "
-                            "characters are refused");
+        _cleanup_error_ struct dt_error *err = NULL;
+        int res = dt_s3_parse_key(slash + 1, &r->key, &err);
+        if (res == -ENAMETOOLONG)
+            return s3_error(r, 400, "KeyTooLongError", "%s", err->message);
+        if (res < 0)
+            return s3_error(r, 400, "InvalidArgument", "%s", err->message);
     }
 
     if (!r->key) {
@@ -1525,7 +1270,7 @@ dt_objstore_handle(struct dt_objstore *o, struct dt_httpd_req *req, const char *
         uint32_t part = 0;
         if (!pn && !upload_id)
             return upload_begin(r, 0, NULL);
-        if (!pn || !upload_id || parse_u32(pn, &part) < 0 || part < 1 || part > MAX_PARTS)
+        if (!pn || !upload_id || dt_s3_parse_part_number(pn, &part) < 0)
             return s3_error(r, 400, "InvalidArgument",
                             "partNumber must be an integer between 1 and %d", MAX_PARTS);
         return upload_begin(r, part, upload_id);
@@ -1549,7 +1294,7 @@ dt_objstore_push_access(struct dt_objstore *o, struct call *c)
     _cleanup_free_ char *akid = NULL, *url = NULL;
     char secret[65], token[65];
 
-    if (!c->org || !valid_org(c->org))
+    if (!c->org || !dt_s3_org_valid(c->org))
         return dt_api_error(c->req, 500, "INTERNAL_ERROR",
                             "organization id not usable for object storage");
     akid = xasprintf("DTN%s", c->org);
@@ -1571,7 +1316,7 @@ dt_objstore_context_path(struct dt_objstore *o, const char *org, const char *has
     struct stat st;
     int fd;
 
-    if (!org || !hash || !valid_org(org) || strlen(hash) != 32 || !is_hex(hash, 32))
+    if (!org || !hash || !dt_s3_org_valid(org) || strlen(hash) != 32 || !is_hex(hash, 32))
         return NULL;
     key = xasprintf("%s/%s/context.tar", org, hash);
     fd = open_beneath(o->bucket_fd, key, O_RDONLY);

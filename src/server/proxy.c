@@ -3,6 +3,7 @@
  * connection to the sandbox's agent, the request body and the response streamed with
  * backpressure both ways, and a WebSocket upgrade the agent accepted spliced byte for byte.
  * Everything runs on the caller's libuv loop; nothing blocks or logs. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,19 @@ struct proxy {
     uv_loop_t *loop;
     struct dt_httpd_req *req;   /* NULL once its close callback ran */
     struct dt_httpd_raw *raw;   /* the client side of a tunnel, NULL when none (or gone) */
-    uv_pipe_t pipe;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_pipe_t pipe;         /* the agent's unix socket */
+        uv_tcp_t tcp;           /* a port in the sandbox (a preview) */
+    } conn;
+    const char *peer;           /* who answers, for error messages: "sandbox agent", ... */
+    bool tcp;
+    int connect_status;         /* a connect that failed at once */
+    unsigned tcp_port;
+    bool keep_authorization;
+    const char *drop_header;    /* only while building the head */
+    dt_proxy_done_fn done;
     uv_connect_t connect_req;
     uv_timer_t timer;           /* the connect timeout, then the tunnel's shutdown timeout */
     uv_shutdown_t shutdown_req;
@@ -79,6 +92,8 @@ proxy_maybe_free(struct proxy *p)
 {
     if (p->handles > 0 || p->req || p->raw || p->busy > 0)
         return;
+    if (p->done)
+        p->done(p->activity_ud);
     dt_http_parser_free(p->parser);
     free(p->head);
     free(p->pending);
@@ -116,7 +131,7 @@ agent_close(struct proxy *p)
         return;
     p->agent_closed = true;
     p->agent_reading = false;
-    uv_close((uv_handle_t *) &p->pipe, on_handle_closed);
+    uv_close((uv_handle_t *) &p->conn, on_handle_closed);
     uv_close((uv_handle_t *) &p->timer, on_handle_closed);
 }
 
@@ -182,7 +197,7 @@ on_agent_write(uv_write_t *w, int status)
         return;
     if (p->client_paused &&
         (p->write_failed || p->agent_closed ||
-         uv_stream_get_write_queue_size((uv_stream_t *) &p->pipe) <= QUEUE_LOW)) {
+         uv_stream_get_write_queue_size((uv_stream_t *) &p->conn) <= QUEUE_LOW)) {
         proxy_enter(p);
         client_resume(p);
         proxy_leave(p);
@@ -209,12 +224,12 @@ agent_write3(struct proxy *p, const char *a, size_t alen, const char *b, size_t 
     if (clen)
         memcpy(pw->data + alen + blen, c, clen);
     buf = uv_buf_init(pw->data, (unsigned) (alen + blen + clen));
-    if (uv_write(&pw->w, (uv_stream_t *) &p->pipe, &buf, 1, on_agent_write) < 0) {
+    if (uv_write(&pw->w, (uv_stream_t *) &p->conn, &buf, 1, on_agent_write) < 0) {
         free(pw);
         p->write_failed = true;
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *) &p->pipe) > QUEUE_HIGH)
+    if (uv_stream_get_write_queue_size((uv_stream_t *) &p->conn) > QUEUE_HIGH)
         client_pause(p);
 }
 
@@ -309,16 +324,21 @@ name_is(const struct dt_http_header *h, const char *name)
 /* Headers that describe one connection, not the message (RFC 9110 7.6.1), plus those we set
  * ourselves and the client's credentials for daytonad (the agent trusts its socket). */
 static bool
-request_header_dropped(const struct dt_http_head *h, const struct dt_http_header *hd, bool upgrade)
+request_header_dropped(const struct proxy *p, const struct dt_http_head *h,
+                       const struct dt_http_header *hd, bool upgrade)
 {
     static const char *const drop[] = {
         "connection", "keep-alive", "transfer-encoding", "te", "trailer", "host",
-        "content-length", "authorization", "expect",
+        "content-length", "expect",
     };
 
     for (size_t i = 0; i < ELEMENTSOF(drop); i++)
         if (name_is(hd, drop[i]))
             return true;
+    if (name_is(hd, "authorization"))
+        return !p->keep_authorization;
+    if (p->drop_header && name_is(hd, p->drop_header))
+        return true;
     if (strncasecmp(hd->name, "proxy-", 6) == 0)
         return true;
     if (name_is(hd, "upgrade"))
@@ -351,7 +371,8 @@ head_add(char **buf, size_t *len, size_t *cap, const char *name, const char *val
 /* The head sent to the agent. PATH_AND_QUERY must be a valid request target: the caller cut it
  * from the client's own (already validated) target. */
 static void
-build_head(struct proxy *p, const struct dt_http_head *h, const char *path_and_query)
+build_head(struct proxy *p, const struct dt_http_head *h, const char *path_and_query,
+           const char *host)
 {
     size_t len = 0, cap = 1024;
     char *buf = xmalloc(cap);
@@ -362,10 +383,10 @@ build_head(struct proxy *p, const struct dt_http_head *h, const char *path_and_q
     head_append(&buf, &len, &cap, " ", 1);
     head_append(&buf, &len, &cap, path_and_query, strlen(path_and_query));
     head_append(&buf, &len, &cap, " HTTP/1.1\r\n", 11);
-    head_add(&buf, &len, &cap, "Host", "sandbox");
+    head_add(&buf, &len, &cap, "Host", host ? host : "sandbox");
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct dt_http_header *hd = &h->headers[i];
-        if (request_header_dropped(h, hd, p->upgrade))
+        if (request_header_dropped(p, h, hd, p->upgrade))
             continue;
         head_add(&buf, &len, &cap, hd->name, hd->value);
     }
@@ -528,7 +549,7 @@ agent_shutdown(struct proxy *p)
     p->shutting_down = true;
     agent_read_stop(p);
     p->shutdown_req.data = p;
-    if (uv_shutdown(&p->shutdown_req, (uv_stream_t *) &p->pipe, on_agent_shutdown) < 0) {
+    if (uv_shutdown(&p->shutdown_req, (uv_stream_t *) &p->conn, on_agent_shutdown) < 0) {
         agent_close(p);
         return;
     }
@@ -591,7 +612,8 @@ start_tunnel(struct proxy *p, const char *rest, size_t rest_len)
 
     len = dt_http_format_response_head(NULL, 0, 101, h->headers, h->n_headers);
     if (len < 0) {
-        agent_failed(p, 502, "sandbox agent sent a bad upgrade response");
+        _cleanup_free_ char *msg = xasprintf("%s sent a bad upgrade response", p->peer);
+        agent_failed(p, 502, msg);
         return;
     }
     head = xmalloc((size_t) len + 1);
@@ -631,7 +653,7 @@ agent_read_start(struct proxy *p)
 {
     if (p->agent_closed || p->agent_reading)
         return;
-    if (uv_read_start((uv_stream_t *) &p->pipe, on_agent_alloc, on_agent_read) == 0)
+    if (uv_read_start((uv_stream_t *) &p->conn, on_agent_alloc, on_agent_read) == 0)
         p->agent_reading = true;
 }
 
@@ -640,7 +662,7 @@ agent_read_stop(struct proxy *p)
 {
     if (!p->agent_reading || p->agent_closed)
         return;
-    uv_read_stop((uv_stream_t *) &p->pipe);
+    uv_read_stop((uv_stream_t *) &p->conn);
     p->agent_reading = false;
 }
 
@@ -667,7 +689,7 @@ agent_feed(struct proxy *p, const char *data, size_t len)
                 why = "unexpected 101 Switching Protocols";
             else if (!why || !*why)
                 why = strerror(-r);
-            msg = xasprintf("sandbox agent sent a bad response: %s", why);
+            msg = xasprintf("%s sent a bad response: %s", p->peer, why);
             agent_failed(p, 502, msg);
             return;
         }
@@ -717,11 +739,12 @@ on_agent_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
         if (r == DT_HTTP_FEED_DONE && p->resp_done)
             finish_response(p); /* a body delimited by the end of the connection */
-        else if (!p->resp_started)
-            agent_failed(p, 502, nread == UV_EOF ? "sandbox agent closed the connection before "
-                                                   "answering"
-                                                 : "sandbox agent connection failed before it "
-                                                   "answered");
+        else if (!p->resp_started) {
+            _cleanup_free_ char *msg = xasprintf(
+                nread == UV_EOF ? "%s closed the connection before answering"
+                                : "%s connection failed before it answered", p->peer);
+            agent_failed(p, 502, msg);
+        }
         else
             agent_failed(p, 502, NULL); /* mid-body: the client's connection is cut */
     }
@@ -748,7 +771,14 @@ on_connect(uv_connect_t *cr, int status)
     if (!p->agent_closed)
         uv_timer_stop(&p->timer);
     if (status < 0 || p->agent_closed) {
-        if (p->req && !p->resp_started) {
+        if (p->req && !p->resp_started && p->tcp) {
+            /* A preview: the sandbox runs, but nothing (or nothing fast enough) listens. */
+            _cleanup_free_ char *msg = xasprintf(
+                "nothing answers on port %u in the sandbox (is a server listening on "
+                "0.0.0.0:%u?): %s", p->tcp_port, p->tcp_port,
+                p->timed_out ? "connection timed out" : uv_strerror(status));
+            agent_failed(p, 502, msg);
+        } else if (p->req && !p->resp_started) {
             _cleanup_free_ char *msg = xasprintf(
                 "sandbox is not reachable (its agent does not answer): %s",
                 p->timed_out ? "connection timed out" : uv_strerror(status));
@@ -769,9 +799,19 @@ on_connect(uv_connect_t *cr, int status)
     p->pending_len = 0;
     agent_read_start(p);
     /* The client was paused while we connected; the queue may pause it again at once. */
-    if (uv_stream_get_write_queue_size((uv_stream_t *) &p->pipe) <= QUEUE_HIGH)
+    if (uv_stream_get_write_queue_size((uv_stream_t *) &p->conn) <= QUEUE_HIGH)
         client_resume(p);
     proxy_leave(p);
+}
+
+/* uv_tcp_connect failed synchronously: answer as on_connect would (from the loop, so the
+ * caller is out of the way). */
+static void
+on_connect_failed_now(uv_timer_t *t)
+{
+    struct proxy *p = t->data;
+
+    on_connect(&p->connect_req, p->connect_status);
 }
 
 static void
@@ -807,30 +847,55 @@ void
 dt_proxy_forward(uv_loop_t *loop, struct dt_httpd_req *req, const char *socket_path,
                  const char *path_and_query, dt_proxy_activity_fn activity_fn, void *userdata)
 {
+    dt_proxy_forward_to(loop, req, &(struct dt_proxy_target) {
+        .socket_path = socket_path,
+        .path_and_query = path_and_query,
+        .activity = activity_fn,
+        .userdata = userdata,
+    });
+}
+
+void
+dt_proxy_forward_to(uv_loop_t *loop, struct dt_httpd_req *req, const struct dt_proxy_target *t)
+{
     const struct dt_http_head *h = dt_httpd_req_head(req);
+    const char *path_and_query = t->path_and_query;
     struct proxy *p;
     int r;
 
-    if (activity_fn)
-        activity_fn(userdata);
-    if (strlen(socket_path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
+    DT_ASSERT(!t->socket_path != !t->addr);
+    if (t->activity)
+        t->activity(t->userdata);
+    if (t->socket_path &&
+        strlen(t->socket_path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
         /* libuv would cut the path short and connect somewhere else. (The host path is not
          * the client's business.) */
         dt_httpd_reply_error(req, 503, "DAYTONA_PROXY", NULL,
                              "sandbox is not reachable (its agent does not answer): socket path "
                              "too long");
+        if (t->done)
+            t->done(t->userdata);
         return;
     }
     /* The target goes into the request line as it is. */
     if (path_and_query[0] != '/' || strpbrk(path_and_query, " \r\n\t")) {
-        dt_httpd_reply_error(req, 400, "DAYTONA_PROXY", "BAD_REQUEST", "bad toolbox path");
+        dt_httpd_reply_error(req, 400, "DAYTONA_PROXY", "BAD_REQUEST",
+                             t->addr ? "bad request path" : "bad toolbox path");
+        if (t->done)
+            t->done(t->userdata);
         return;
     }
     p = xcalloc(1, sizeof(*p));
     p->loop = loop;
     p->req = req;
-    p->activity = activity_fn;
-    p->activity_ud = userdata;
+    p->activity = t->activity;
+    p->activity_ud = t->userdata;
+    p->done = t->done;
+    p->tcp = t->addr != NULL;
+    p->tcp_port = p->tcp ? ntohs(t->addr->sin_port) : 0;
+    p->peer = p->tcp ? "the server in the sandbox" : "sandbox agent";
+    p->keep_authorization = t->keep_authorization;
+    p->drop_header = t->drop_header;
     p->is_head = strcmp(h->method, "HEAD") == 0;
     p->upgrade = h->upgrade && h->path; /* not CONNECT: that has no path to forward */
     p->body_chunked = !p->upgrade && h->chunked;
@@ -840,23 +905,35 @@ dt_proxy_forward(uv_loop_t *loop, struct dt_httpd_req *req, const char *socket_p
     dt_httpd_req_set_close_cb(req, on_client_close, p);
     dt_httpd_req_set_drain_cb(req, on_client_drain, p);
     p->last_activity = uv_now(loop);
-    build_head(p, h, path_and_query);
+    build_head(p, h, path_and_query, t->host);
+    p->drop_header = NULL;
     if (!p->upgrade)
         dt_httpd_req_stream_body(req, on_client_body, p);
     else
         p->body_done = true;
-    r = uv_pipe_init(loop, &p->pipe, 0);
+    r = p->tcp ? uv_tcp_init(loop, &p->conn.tcp) : uv_pipe_init(loop, &p->conn.pipe, 0);
     DT_ASSERT(r == 0);
-    p->pipe.data = p;
+    p->conn.handle.data = p;
     p->handles++;
     r = uv_timer_init(loop, &p->timer);
     DT_ASSERT(r == 0);
     p->timer.data = p;
     p->handles++;
-    /* Hold the body back until the agent connection is up (one slice may still arrive). */
+    /* Hold the body back until the connection is up (one slice may still arrive). */
     if (!p->upgrade)
         client_pause(p);
     p->connect_req.data = p;
-    uv_pipe_connect(&p->connect_req, &p->pipe, socket_path, on_connect);
+    if (p->tcp) {
+        (void) uv_tcp_nodelay(&p->conn.tcp, 1);
+        r = uv_tcp_connect(&p->connect_req, &p->conn.tcp, (const struct sockaddr *) t->addr,
+                           on_connect);
+        if (r < 0) {
+            /* E.g. no route: answered like a refused connection, from the loop. */
+            p->connect_status = r;
+            uv_timer_start(&p->timer, on_connect_failed_now, 0, 0);
+            return;
+        }
+    } else
+        uv_pipe_connect(&p->connect_req, &p->conn.pipe, t->socket_path, on_connect);
     uv_timer_start(&p->timer, on_connect_timeout, CONNECT_TIMEOUT, 0);
 }

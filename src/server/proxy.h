@@ -6,11 +6,14 @@
 #ifndef DT_SERVER_PROXY_H
 #define DT_SERVER_PROXY_H
 
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <uv.h>
 
 #include "dt/httpd.h"
 
 typedef void (*dt_proxy_activity_fn)(void *userdata);
+typedef void (*dt_proxy_done_fn)(void *userdata);
 
 /* Forward REQ to the agent listening on SOCKET_PATH as PATH_AND_QUERY (e.g. "/files?path=a",
  * already stripped of the "/toolbox/{id}" prefix, query kept verbatim; it must start with '/'
@@ -37,5 +40,27 @@ typedef void (*dt_proxy_activity_fn)(void *userdata);
  * The process must ignore SIGPIPE (libuv writes to unix sockets without MSG_NOSIGNAL). */
 void dt_proxy_forward(uv_loop_t *loop, struct dt_httpd_req *req, const char *socket_path,
                       const char *path_and_query, dt_proxy_activity_fn activity, void *userdata);
+
+/* Where dt_proxy_forward_to() sends a request, and how. */
+struct dt_proxy_target {
+    const char *socket_path;        /* the agent's unix socket, or NULL and: */
+    const struct sockaddr_in *addr; /* a TCP port in the sandbox (previews). A refused or timed
+                                     * out connect is a 502 naming the port (not a 503) */
+    const char *path_and_query;     /* as for dt_proxy_forward */
+    const char *host;               /* the Host header sent; NULL: "sandbox" */
+    const char *drop_header;        /* one more request header not passed on (a credential of
+                                     * ours, e.g. the preview token), or NULL */
+    bool keep_authorization;        /* pass Authorization on (it is the previewed app's) */
+    dt_proxy_activity_fn activity;  /* as for dt_proxy_forward; may be NULL */
+    dt_proxy_done_fn done;          /* called once when the proxy is finished with USERDATA
+                                     * (also when it answered at once); may be NULL */
+    void *userdata;
+};
+
+/* dt_proxy_forward, generalized: to a unix socket or a TCP address, with the Host header and
+ * the credentials to drop chosen by the caller. T and its strings are only read during the
+ * call. */
+void dt_proxy_forward_to(uv_loop_t *loop, struct dt_httpd_req *req,
+                         const struct dt_proxy_target *t);
 
 #endif

@@ -44,6 +44,9 @@ struct dt_server {
     } metrics;
 };
 
+/* Record activity on sandbox ID for auto-stop (throttled: cheap to call per request). */
+void dt_server_record_activity(struct dt_server *s, const char *id);
+
 /* ---- signed file URLs (signing.c) ---- */
 
 /* The signing key of sandbox ID (64 hex digits, malloc'ed), created on first use; ROTATE makes a

@@ -23,6 +23,7 @@
 #include "dt/time-util.h"
 #include "dt/xalloc.h"
 #include "server/objstore.h"
+#include "server/preview.h"
 #include "server/proxy.h"
 #include "server/registries.h"
 #include "server/runner.h"
@@ -492,6 +493,12 @@ record_activity(struct dt_server *s, const char *id)
         return;
     t->ms = now;
     (void) dt_store_sandbox_touch(s->store, id, now, NULL);
+}
+
+void
+dt_server_record_activity(struct dt_server *s, const char *id)
+{
+    record_activity(s, id);
 }
 
 static void
@@ -1529,6 +1536,8 @@ route_api(struct call *c, const char *const *seg, size_t n)
     if (n == 3 && strcmp(seg[1], "object-storage") == 0 && strcmp(seg[2], "push-access") == 0 &&
         get)
         return dt_objstore_push_access(c->s->objstore, c);
+    if (n >= 6 && strcmp(seg[1], "sandbox") == 0 && strcmp(seg[3], "ports") == 0)
+        return dt_preview_route_api(c, seg, n);
     if (n >= 4 && strcmp(seg[1], "sandbox") == 0)
         return sandbox_unsupported(c, seg[2], seg[3]);
     if (n >= 2 && strcmp(seg[1], "snapshots") == 0)
@@ -1669,10 +1678,15 @@ static void
 handle(struct dt_httpd_req *req, void *userdata)
 {
     struct dt_server *s = userdata;
-    struct call *c = xcalloc(1, sizeof(*c));
+    struct call *c;
     size_t n;
     const char *const *seg = dt_httpd_req_segments(req, &n);
 
+    /* Previews first: they authenticate with their own tokens (never an API key), and the
+     * host-based form may have any path. */
+    if (dt_preview_handle(s, req))
+        return;
+    c = xcalloc(1, sizeof(*c));
     c->s = s;
     c->req = req;
     c->start_ns = uv_hrtime();

@@ -198,7 +198,6 @@ job_finish(struct job *j)
     _cleanup_(dt_store_snapshot_freep) struct dt_store_snapshot *snap = NULL;
     _cleanup_error_ struct dt_error *err = NULL;
     _cleanup_free_ char *dir = snapshot_dir(sn, j->snapshot_id);
-    _cleanup_free_ char *result = xasprintf("%s/result.json", dir);
     _cleanup_free_ char *log = xasprintf("%s/build.log", dir);
     _cleanup_free_ char *json = NULL;
     struct dt_image img;

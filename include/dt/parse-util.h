@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 /* Decimal unsigned integer, no sign, no whitespace. */
+/* The value of hex digit C (either case), or -1. */
+int unhex(char c);
 int parse_u64(const char *s, uint64_t *ret);
 int parse_u32(const char *s, uint32_t *ret);
 /* Signed decimal integer. */

@@ -425,6 +425,9 @@ int dt_store_volume_list(struct dt_store *s, const char *org_id,
 
 /* ---- for backends only -------------------------------------------------------------------- */
 
+/* What every insert fills: a fresh uuid when *ID is NULL, CREATED (when 0) and UPDATED = now. */
+void dt__store_stamp_new(char **id, int64_t *created_at_ms, int64_t *updated_at_ms);
+
 /* A backend implements these; store.c validates arguments and fills defaults before calling
  * them, so a backend only talks to its database. Each backend's object starts with
  * `struct dt_store` (its `ops` set). Semantics are those of the public calls above. */

@@ -70,17 +70,6 @@ read_head(const char *root, const char *rel, char *buf, size_t size)
 
 /* ---- Listening TCP ports ---- */
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Parse LEN hex digits at P (1..8 of them) into *ret. */
 static bool
@@ -91,7 +80,7 @@ parse_hex(const char *p, size_t len, uint32_t *ret)
     if (len == 0 || len > 8)
         return false;
     for (size_t i = 0; i < len; i++) {
-        int d = hexval(p[i]);
+        int d = unhex(p[i]);
         if (d < 0)
             return false;
         v = v << 4 | (uint32_t) d;

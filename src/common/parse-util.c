@@ -8,6 +8,18 @@
 #include <strings.h>
 
 int
+unhex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
 parse_u64(const char *s, uint64_t *ret)
 {
     uint64_t v = 0;

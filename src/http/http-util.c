@@ -7,19 +7,9 @@
 
 #include "dt/http.h"
 #include "dt/macros.h"
+#include "dt/parse-util.h"
 #include "dt/banned.h"
 
-static int
-unhex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int
 dt_http_percent_decode(const char *in, size_t len, char *out, size_t *ret_len, bool plus_as_space)

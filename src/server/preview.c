@@ -129,17 +129,6 @@ signed_mac(const char *key, const uint8_t *raw, uint8_t out[static EVP_MAX_MD_SI
     mac(key, msg, 18 + SIGNED_RAW_BYTES - SIGNED_MAC_BYTES, out);
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static void
 signed_token(const char *key, const char *uuid, unsigned port, uint32_t expires,
@@ -152,7 +141,7 @@ signed_token(const char *key, const char *uuid, unsigned port, uint32_t expires,
     for (const char *p = uuid; *p && o < 16; p++) {
         if (*p == '-')
             continue;
-        raw[o++] = (uint8_t) (hexval(p[0]) << 4 | hexval(p[1]));
+        raw[o++] = (uint8_t) (unhex(p[0]) << 4 | unhex(p[1]));
         p++;
     }
     raw[16] = (uint8_t) (port >> 8);

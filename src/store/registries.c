@@ -111,15 +111,7 @@ dt_store_registry_insert(struct dt_store *s, struct dt_store_registry *r, struct
     int k = registry_prepare(r, err);
     if (k < 0)
         return k;
-    if (!r->id) {
-        char id[37];
-        dt_store_uuid(id);
-        r->id = xstrdup(id);
-    }
-    int64_t now = dt_store_now_ms();
-    if (r->created_at_ms == 0)
-        r->created_at_ms = now;
-    r->updated_at_ms = now;
+    dt__store_stamp_new(&r->id, &r->created_at_ms, &r->updated_at_ms);
     return s->ops->registry_insert(s, r, err);
 }
 

@@ -596,6 +596,21 @@ sandbox_prepare(struct dt_store_sandbox *sb, char ***ret_labels, struct dt_error
     return r;
 }
 
+void
+dt__store_stamp_new(char **id, int64_t *created_at_ms, int64_t *updated_at_ms)
+{
+    int64_t now = dt_store_now_ms();
+
+    if (!*id) {
+        char buf[37];
+        dt_store_uuid(buf);
+        *id = xstrdup(buf);
+    }
+    if (*created_at_ms == 0)
+        *created_at_ms = now;
+    *updated_at_ms = now;
+}
+
 int
 dt_store_sandbox_insert(struct dt_store *s, struct dt_store_sandbox *sb, struct dt_error **err)
 {
@@ -607,18 +622,10 @@ dt_store_sandbox_insert(struct dt_store *s, struct dt_store_sandbox *sb, struct 
     r = sandbox_prepare(sb, &labels, err);
     if (r < 0)
         return r;
-    if (!sb->id) {
-        char id[37];
-        dt_store_uuid(id);
-        sb->id = xstrdup(id);
-    }
+    dt__store_stamp_new(&sb->id, &sb->created_at_ms, &sb->updated_at_ms);
     default_string(&sb->name, sb->id);
-    int64_t now = dt_store_now_ms();
-    if (sb->created_at_ms == 0)
-        sb->created_at_ms = now;
     if (sb->last_activity_at_ms == 0)
         sb->last_activity_at_ms = sb->created_at_ms;
-    sb->updated_at_ms = now;
     sb->version = 1;
     return s->ops->sandbox_insert(s, sb, labels, err);
 }
@@ -767,15 +774,7 @@ dt_store_snapshot_insert(struct dt_store *s, struct dt_store_snapshot *sn, struc
     int r = snapshot_prepare(sn, err);
     if (r < 0)
         return r;
-    if (!sn->id) {
-        char id[37];
-        dt_store_uuid(id);
-        sn->id = xstrdup(id);
-    }
-    int64_t now = dt_store_now_ms();
-    if (sn->created_at_ms == 0)
-        sn->created_at_ms = now;
-    sn->updated_at_ms = now;
+    dt__store_stamp_new(&sn->id, &sn->created_at_ms, &sn->updated_at_ms);
     return s->ops->snapshot_insert(s, sn, err);
 }
 
@@ -846,15 +845,7 @@ dt_store_volume_insert(struct dt_store *s, struct dt_store_volume *v, struct dt_
     int r = volume_prepare(v, err);
     if (r < 0)
         return r;
-    if (!v->id) {
-        char id[37];
-        dt_store_uuid(id);
-        v->id = xstrdup(id);
-    }
-    int64_t now = dt_store_now_ms();
-    if (v->created_at_ms == 0)
-        v->created_at_ms = now;
-    v->updated_at_ms = now;
+    dt__store_stamp_new(&v->id, &v->created_at_ms, &v->updated_at_ms);
     return s->ops->volume_insert(s, v, err);
 }
 

@@ -21,6 +21,9 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
 /* Like read_file_at() but from FD's current position to EOF. Not async-signal-safe. */
 int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len);
 /* Format an unsigned/signed number into BUF (at least 21/22 bytes); returns BUF. Async-signal-safe. */
+/* Copy everything from IN (from its offset) to OUT: copy_file_range (a reflink or an in-kernel
+ * copy where the filesystem can), else read/write. Returns 0 or -errno. */
+int copy_fd_all(int in, int out);
 char *fmt_u64(char *buf, unsigned long long v);
 char *fmt_i64(char *buf, long long v);
 

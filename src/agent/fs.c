@@ -760,36 +760,6 @@ dt_fs_delete(const struct dt_fs_ctx *c, const char *path, bool recursive,
 static int copy_at(int sfd, const char *sname, const struct stat *st, int dfd, const char *dname,
                    unsigned depth);
 
-static int
-copy_data(int in, int out)
-{
-    for (;;) {
-        ssize_t n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
-        if (n == 0)
-            return 0;
-        if (n > 0)
-            continue;
-        if (errno == EINTR)
-            continue;
-        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return -errno;
-        break;
-    }
-    /* Fallback: plain read/write (old kernels, special file systems). */
-    _cleanup_free_ char *buf = xmalloc(1u << 16);
-    for (;;) {
-        ssize_t n = read(in, buf, 1u << 16);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return 0;
-        int r = write_all(out, buf, (size_t) n);
-        if (r < 0)
-            return r;
-    }
-}
 
 static void
 copy_meta_fd(int fd, const struct stat *st)
@@ -845,7 +815,7 @@ copy_at(int sfd, const char *sname, const struct stat *st, int dfd, const char *
                 openat(dfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (out < 0)
             return -errno;
-        int r = copy_data(in, out);
+        int r = copy_fd_all(in, out);
         if (r < 0)
             return r;
         copy_meta_fd(out, st);

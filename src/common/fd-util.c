@@ -145,3 +145,37 @@ fmt_i64(char *buf, long long v)
         fmt_u64(buf, (unsigned long long) v);
     return buf;
 }
+
+int
+copy_fd_all(int in, int out)
+{
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
+        if (n == 0)
+            return 0;
+        if (n > 0)
+            continue;
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return -errno;
+        break;
+    }
+    /* Fallback: plain read/write (old kernels, special file systems). */
+    char *buf = xmalloc(1u << 16);
+    int r = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, 1u << 16);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            r = n < 0 ? -errno : 0;
+            break;
+        }
+        r = write_all(out, buf, (size_t) n);
+        if (r < 0)
+            break;
+    }
+    free(buf);
+    return r;
+}

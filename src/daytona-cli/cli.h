@@ -110,6 +110,12 @@ struct daytona_error;
  * prints the error and returns CLI_EXIT_FAILURE; 0 on success with *ret set (free with
  * daytona_client_free()). */
 int cli_client_open(struct daytona_client **ret);
+/* `delete` of several objects by id or name with DEL (daytona_snapshot_delete, ...): one line per
+ * object ("Snapshot 'x' deleted" with WHAT "Snapshot"), one error line per failure; returns 0 or
+ * the last failure's exit status. */
+int cli_delete_each(struct cli_args *a, const char *what,
+                    int (*del)(struct daytona_client *c, const char *id_or_name,
+                               struct daytona_error **err));
 
 /* Print a libdaytona failure R as one line ("daytona: <E's message>", or strerror(-R) after
  * CONTEXT when E is NULL), free E, and return CLI_EXIT_FAILURE. */

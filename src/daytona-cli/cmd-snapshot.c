@@ -456,22 +456,7 @@ run_snapshot_get(struct cli_args *a)
 static int
 run_snapshot_delete(struct cli_args *a)
 {
-    daytona_client *c = NULL;
-    int r, ret = 0;
-
-    r = cli_client_open(&c);
-    if (r)
-        return r;
-    for (int i = 0; i < a->argc; i++) {
-        daytona_error *e = NULL;
-        r = daytona_snapshot_delete(c, a->argv[i], &e);
-        if (r < 0)
-            ret = cli_fail(r, e, "delete snapshot");
-        else
-            printf("Snapshot '%s' deleted\n", a->argv[i]);
-    }
-    daytona_client_free(c);
-    return ret;
+    return cli_delete_each(a, "Snapshot", daytona_snapshot_delete);
 }
 
 static const struct cli_option snapshot_list_options[] = {

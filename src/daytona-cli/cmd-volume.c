@@ -110,22 +110,7 @@ run_volume_get(struct cli_args *a)
 static int
 run_volume_delete(struct cli_args *a)
 {
-    daytona_client *c = NULL;
-    int r, ret = 0;
-
-    r = cli_client_open(&c);
-    if (r)
-        return r;
-    for (int i = 0; i < a->argc; i++) {
-        daytona_error *e = NULL;
-        r = daytona_volume_delete(c, a->argv[i], &e);
-        if (r < 0)
-            ret = cli_fail(r, e, "delete volume");
-        else
-            printf("Volume '%s' deleted\n", a->argv[i]);
-    }
-    daytona_client_free(c);
-    return ret;
+    return cli_delete_each(a, "Volume", daytona_volume_delete);
 }
 
 static const struct cli_option volume_create_options[] = {

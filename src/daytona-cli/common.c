@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Glue between the CLI and libdaytona: opening a client from the config, turning a library
  * failure into the single "daytona: <message>" line, and small parsers shared by commands. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "daytona-cli/cli.h"
 #include "daytona/daytona.h"
+#include "dt/macros.h"
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
@@ -95,4 +97,31 @@ cli_parse_double(const char *s, double *ret)
         return -EINVAL;
     *ret = d;
     return 0;
+}
+
+int
+cli_delete_each(struct cli_args *a, const char *what,
+                int (*del)(struct daytona_client *c, const char *id_or_name,
+                           struct daytona_error **err))
+{
+    daytona_client *c = NULL;
+    _cleanup_free_ char *lower = xstrdup(what);
+    int r, ret = 0;
+
+    for (char *p = lower; *p; p++)
+        *p = (char) tolower((unsigned char) *p);
+    _cleanup_free_ char *context = xasprintf("delete %s", lower);
+    r = cli_client_open(&c);
+    if (r)
+        return r;
+    for (int i = 0; i < a->argc; i++) {
+        daytona_error *e = NULL;
+        r = del(c, a->argv[i], &e);
+        if (r < 0)
+            ret = cli_fail(r, e, context);
+        else
+            printf("%s '%s' deleted\n", what, a->argv[i]);
+    }
+    daytona_client_free(c);
+    return ret;
 }

@@ -936,35 +936,6 @@ abort_upload(struct s3req *r, const char *id)
     reply(r, 204, NULL, NULL, 0, NULL, 0);
 }
 
-static int
-copy_into(int out, int in)
-{
-    for (;;) {
-        ssize_t n = copy_file_range(in, NULL, out, NULL, 1U << 30, 0);
-        if (n == 0)
-            return 0;
-        if (n > 0)
-            continue;
-        if (errno == EINTR)
-            continue;
-        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return -errno;
-        /* Fallback for filesystems without copy_file_range. */
-        for (;;) {
-            char b[65536];
-            ssize_t m = read(in, b, sizeof(b));
-            if (m < 0 && errno == EINTR)
-                continue;
-            if (m < 0)
-                return -errno;
-            if (m == 0)
-                return 0;
-            int res = write_all(out, b, (size_t) m);
-            if (res < 0)
-                return res;
-        }
-    }
-}
 
 struct complete_ctx {
     struct s3req *r;
@@ -1072,7 +1043,7 @@ complete_body(struct dt_httpd_req *req, int error, const char *data, size_t len,
             res = -errno;
             break;
         }
-        res = copy_into(out, in);
+        res = copy_fd_all(in, out);
         safe_close(in);
     }
     DT_ASSERT(EVP_DigestFinal_ex(all, md, NULL));

@@ -279,10 +279,12 @@ dir_is_empty(int dfd)
     return empty;
 }
 
-/* Commit TMP (from dt_imgstore_layer_begin) as the step KEY's layer, or drop it when empty. */
+/* Commit TMP (from dt_imgstore_layer_begin; the string is ours to free) as the step KEY's layer,
+ * or drop it when empty. */
 static int
-finish_layer(struct build *b, const char *key, char *tmp, int lfd, struct dt_error **err)
+finish_layer(struct build *b, const char *key, char *tmp_owned, int lfd, struct dt_error **err)
 {
+    _cleanup_free_ char *tmp = tmp_owned;
     int r;
 
     if (dir_is_empty(lfd)) {

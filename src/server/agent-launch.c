@@ -50,7 +50,13 @@ dt_agent_open_binary(const char *path, int *ret_fd, struct dt_error **err)
         if (!slash)
             return dt_error_errno(err, errno, "find our own binary");
         *slash = 0;
-        def = xasprintf("%s/daytona-agent", self);
+        /* A sanitizer build's agent needs the sanitizer runtime, which images lack: such a
+         * build puts a static, plain copy beside it (src/daytona-agent/CMakeLists.txt). */
+        def = xasprintf("%s/daytona-agent-static", self);
+        if (access(def, X_OK) < 0) {
+            free(def);
+            def = xasprintf("%s/daytona-agent", self);
+        }
         path = def;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);

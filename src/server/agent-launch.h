@@ -15,7 +15,8 @@
  * afterwards follow; an entrypoint goes after a "--". */
 void dt_agent_plan(struct dt_plan *p, const char *user, const char *workdir);
 
-/* Open the agent binary PATH (NULL: daytona-agent next to our own binary) for exec_fd:
+/* Open the agent binary PATH (NULL: daytona-agent-static next to our own binary when there is
+ * one — sanitizer builds — else daytona-agent there) for exec_fd:
  * O_RDONLY|O_CLOEXEC, a regular executable file, else -ENOEXEC. */
 int dt_agent_open_binary(const char *path, int *ret_fd, struct dt_error **err);
 

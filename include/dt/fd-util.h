@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* File-descriptor helpers. All return >= 0 on success and -errno on failure, never log, and
- * (except read_file_at, which allocates) are async-signal-safe, usable in a forked child. */
+ * (except read_file_at, read_fd_all, copy_fd_all and fd_printf, which allocate) are
+ * async-signal-safe, usable in a forked child. */
 #ifndef DT_FD_UTIL_H
 #define DT_FD_UTIL_H
 
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "dt/macros.h"
 
 /* Write all of BUF, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
@@ -24,6 +27,8 @@ int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len);
 /* Copy everything from IN (from its offset) to OUT: copy_file_range (a reflink or an in-kernel
  * copy where the filesystem can), else read/write. Returns 0 or -errno. */
 int copy_fd_all(int in, int out);
+/* printf to FD for logs and progress: best effort (errors ignored), nothing when FD < 0. */
+void fd_printf(int fd, const char *fmt, ...) _printf_(2, 3);
 char *fmt_u64(char *buf, unsigned long long v);
 char *fmt_i64(char *buf, long long v);
 

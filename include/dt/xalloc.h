@@ -31,6 +31,8 @@ strv_freep(char ***v)
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 size_t strv_length(char *const *v);
+/* A deep copy of V: NULL for NULL, an empty (non-NULL) list for an empty one. */
+char **strv_copy(char *const *v);
 /* Append a copy of S to the NULL-terminated array *V (which may be NULL). */
 void strv_push(char ***v, const char *s);
 

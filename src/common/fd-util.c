@@ -3,7 +3,9 @@
 #include "dt/fd-util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -178,4 +180,18 @@ copy_fd_all(int in, int out)
     }
     free(buf);
     return r;
+}
+
+void
+fd_printf(int fd, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (fd < 0)
+        return;
+    va_start(ap, fmt);
+    char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    (void) write_all(fd, m, strlen(m));
+    free(m);
 }

@@ -122,3 +122,15 @@ strv_push(char ***v, const char *s)
     (*v)[n] = xstrdup(s);
     (*v)[n + 1] = NULL;
 }
+
+char **
+strv_copy(char *const *v)
+{
+    if (!v)
+        return NULL;
+    size_t n = strv_length(v);
+    char **c = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        c[i] = xstrdup(v[i]);
+    return c;
+}

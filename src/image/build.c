@@ -46,22 +46,6 @@ struct build {
 
 /* ---- small helpers ---- */
 
-static void
-logf_(struct build *b, const char *fmt, ...) _printf_(2, 3);
-
-static void
-logf_(struct build *b, const char *fmt, ...)
-{
-    _cleanup_free_ char *m = NULL;
-    va_list ap;
-
-    if (b->o->log_fd < 0)
-        return;
-    va_start(ap, fmt);
-    m = xvasprintf(fmt, ap);
-    va_end(ap);
-    (void) write_all(b->o->log_fd, m, strlen(m));
-}
 
 static void
 hex(const unsigned char *md, size_t n, char *out)
@@ -255,7 +239,7 @@ cache_hit(struct build *b, const char *key)
     v[strcspn(v, "\n")] = '\0';
     if (*v && !dt_imgstore_has_layer(b->s, v))
         return false;
-    logf_(b, " ---> Using cache\n");
+    fd_printf(b->o->log_fd, " ---> Using cache\n");
     push_layer(b, v);
     return true;
 }
@@ -964,7 +948,7 @@ do_from(struct build *b, const struct dt_dockerfile_stage *st, struct dt_error *
     r = dt_dockerfile_expand(st->base, b->df->escape, lookup, b, &ref, err);
     if (r < 0)
         return dt_error_wrap(err, "Dockerfile line %u", st->line);
-    logf_(b, "Step %u/%u : FROM %s\n", ++b->step, b->n_steps, ref);
+    fd_printf(b->o->log_fd, "Step %u/%u : FROM %s\n", ++b->step, b->n_steps, ref);
     idx = dt_dockerfile_find_stage(b->df, ref, b->n_stages);
     if (idx >= 0) {
         dt_image_copy(&b->cur, &b->stages[idx]);
@@ -1011,7 +995,7 @@ dt_image_build(struct dt_imgstore *s, const struct dt_build_opts *o, struct dt_i
         r = do_from(&b, st, err);
         for (size_t k = 0; r >= 0 && k < st->n_instrs; k++) {
             const struct dt_dockerfile_instr *in = &st->instrs[k];
-            logf_(&b, "Step %u/%u : %s\n", ++b.step, b.n_steps, in->raw);
+            fd_printf(b.o->log_fd, "Step %u/%u : %s\n", ++b.step, b.n_steps, in->raw);
             r = do_instr(&b, in, err);
         }
         if (r >= 0) {
@@ -1031,7 +1015,7 @@ dt_image_build(struct dt_imgstore *s, const struct dt_build_opts *o, struct dt_i
         b.cur.digest = xasprintf("build:%s", b.key);
         *ret = b.cur;
         dt_image_init(&b.cur);
-        logf_(&b, "Successfully built %.12s\n", b.key);
+        fd_printf(b.o->log_fd, "Successfully built %.12s\n", b.key);
     }
     dt_image_done(&b.cur);
     for (size_t i = 0; i < b.n_stages; i++)

@@ -37,14 +37,6 @@ dt_image_done(struct dt_image *img)
     dt_image_init(img);
 }
 
-static char **
-strv_dup(char *const *v)
-{
-    char **r = NULL;
-    for (size_t i = 0; v && v[i]; i++)
-        strv_push(&r, v[i]);
-    return r;
-}
 
 static char *
 strdup_or_null(const char *s)
@@ -55,14 +47,14 @@ strdup_or_null(const char *s)
 void
 dt_image_copy(struct dt_image *dst, const struct dt_image *src)
 {
-    dst->layers = strv_dup(src->layers);
-    dst->env = strv_dup(src->env);
-    dst->entrypoint = strv_dup(src->entrypoint);
-    dst->cmd = strv_dup(src->cmd);
+    dst->layers = strv_copy(src->layers);
+    dst->env = strv_copy(src->env);
+    dst->entrypoint = strv_copy(src->entrypoint);
+    dst->cmd = strv_copy(src->cmd);
     dst->working_dir = strdup_or_null(src->working_dir);
     dst->user = strdup_or_null(src->user);
-    dst->exposed_ports = strv_dup(src->exposed_ports);
-    dst->labels = strv_dup(src->labels);
+    dst->exposed_ports = strv_copy(src->exposed_ports);
+    dst->labels = strv_copy(src->labels);
     dst->digest = strdup_or_null(src->digest);
     dst->size_bytes = src->size_bytes;
 }

@@ -20,31 +20,7 @@
 #include "dt/xalloc.h"
 #include "dt/banned.h"
 
-static void
-logf_(int fd, const char *fmt, ...) _printf_(2, 3);
 
-static void
-logf_(int fd, const char *fmt, ...)
-{
-    _cleanup_free_ char *m = NULL;
-    va_list ap;
-
-    if (fd < 0)
-        return;
-    va_start(ap, fmt);
-    m = xvasprintf(fmt, ap);
-    va_end(ap);
-    (void) write_all(fd, m, strlen(m));
-}
-
-static char **
-strv_copy(char *const *v)
-{
-    char **r = NULL;
-    for (size_t i = 0; v && v[i]; i++)
-        strv_push(&r, v[i]);
-    return r;
-}
 
 /* The image from CONFIG; its layers are the config's diff_ids (hex). */
 static void
@@ -164,7 +140,7 @@ dt_image_pull(struct dt_imgstore *s, const char *refstr, const struct dt_pull_op
     if (r < 0)
         return r;
     _cleanup_free_ char *canon = dt_image_ref_string(ref);
-    logf_(log_fd, "Pulling %s\n", canon);
+    fd_printf(log_fd, "Pulling %s\n", canon);
     r = dt_registry_get_manifest(reg, host, ref->repository, dt_image_ref_reference(ref),
                                  DT_OCI_ACCEPT, &body, &len, &mt, &digest, err);
     if (r >= 0)
@@ -189,7 +165,7 @@ dt_image_pull(struct dt_imgstore *s, const char *refstr, const struct dt_pull_op
     }
     if (r < 0)
         return dt_error_wrap(err, "pull %s", canon);
-    logf_(log_fd, "Digest: %s\n", digest);
+    fd_printf(log_fd, "Digest: %s\n", digest);
 
     /* The config (small): through a memfd. */
     if (m->config.size > DT_OCI_CONFIG_MAX)
@@ -220,10 +196,10 @@ dt_image_pull(struct dt_imgstore *s, const char *refstr, const struct dt_pull_op
         int p[2];
 
         if (dt_imgstore_has_layer(s, diff_id + 7)) {
-            logf_(log_fd, "%.19s: already exists\n", l->digest + 7);
+            fd_printf(log_fd, "%.19s: already exists\n", l->digest + 7);
             continue;
         }
-        logf_(log_fd, "%.19s: pulling (%llu bytes)\n", l->digest + 7,
+        fd_printf(log_fd, "%.19s: pulling (%llu bytes)\n", l->digest + 7,
               (unsigned long long) l->size);
         if (pipe2(p, O_CLOEXEC) < 0)
             return dt_error_errno(err, errno, "pipe");
@@ -257,12 +233,12 @@ dt_image_pull(struct dt_imgstore *s, const char *refstr, const struct dt_pull_op
         r = settle_layer(s, tmp, diff_id, r, err);
         if (r < 0)
             return dt_error_wrap(err, "pull %s: layer %.19s", canon, l->digest + 7);
-        logf_(log_fd, "%.19s: done (%llu bytes unpacked)\n", l->digest + 7,
+        fd_printf(log_fd, "%.19s: done (%llu bytes unpacked)\n", l->digest + 7,
               (unsigned long long) res.unpacked_bytes);
     }
     image_from_config(cfg, digest, ret);
     add_sizes(s, ret);
-    logf_(log_fd, "Pulled %s (%llu bytes)\n", canon, (unsigned long long) ret->size_bytes);
+    fd_printf(log_fd, "Pulled %s (%llu bytes)\n", canon, (unsigned long long) ret->size_bytes);
     return 0;
 }
 
@@ -279,7 +255,7 @@ dt_image_import(struct dt_imgstore *s, const char *path, const char *name, int l
         r = dt_oci_archive_select(a, name, &img, err);
     if (r < 0)
         return r;
-    logf_(log_fd, "Importing %s (%zu layers)\n", name ? name : path, img->n_layers);
+    fd_printf(log_fd, "Importing %s (%zu layers)\n", name ? name : path, img->n_layers);
     for (size_t i = 0; i < img->n_layers; i++) {
         const struct dt_oci_archive_layer *l = &img->layers[i];
         struct dt_oci_stream *st = NULL;
@@ -287,7 +263,7 @@ dt_image_import(struct dt_imgstore *s, const char *path, const char *name, int l
         int fd = -EBADF, k;
 
         if (dt_imgstore_has_layer(s, l->diff_id + 7)) {
-            logf_(log_fd, "%.19s: already exists\n", l->diff_id + 7);
+            fd_printf(log_fd, "%.19s: already exists\n", l->diff_id + 7);
             continue;
         }
         r = dt_oci_stream_open(&l->blob, l->digest, &fd, &st, err);
@@ -302,7 +278,7 @@ dt_image_import(struct dt_imgstore *s, const char *path, const char *name, int l
         r = settle_layer(s, tmp, l->diff_id, r, err);
         if (r < 0)
             return dt_error_wrap(err, "import %s: layer %.19s", path, l->digest + 7);
-        logf_(log_fd, "%.19s: done (%llu bytes unpacked)\n", l->diff_id + 7,
+        fd_printf(log_fd, "%.19s: done (%llu bytes unpacked)\n", l->diff_id + 7,
               (unsigned long long) res.unpacked_bytes);
     }
     image_from_config(img->config, img->config_digest, ret);

@@ -184,15 +184,11 @@ dt_exit_status(const struct dt_exit *e)
 
 /* ---- plan copy --------------------------------------------------------------------------- */
 
+/* A copy that is never NULL (what the plan's lists are after validation). */
 static char **
-strv_copy(char *const *v)
+strv_copy_nonnull(char *const *v)
 {
-    char **c = NULL;
-    size_t n = strv_length(v);
-    c = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        c[i] = xstrdup(v[i]);
-    return c;
+    return v ? strv_copy(v) : xcalloc(1, sizeof(char *));
 }
 
 static char *
@@ -206,10 +202,10 @@ plan_copy(struct dt_plan *dst, const struct dt_plan *src)
 {
     *dst = *src;
     dst->id = xstrdup(src->id);
-    dst->layers = strv_copy(src->layers);
+    dst->layers = strv_copy_nonnull(src->layers);
     dst->hostname = strdup_or_null(src->hostname);
-    dst->args = strv_copy(src->args);
-    dst->env = strv_copy(src->env);
+    dst->args = strv_copy_nonnull(src->args);
+    dst->env = strv_copy_nonnull(src->env);
     dst->cwd = strdup_or_null(src->cwd);
     dst->user = strdup_or_null(src->user);
     dst->binds = src->n_binds ? xcalloc(src->n_binds, sizeof(struct dt_bind)) : NULL;
@@ -218,7 +214,7 @@ plan_copy(struct dt_plan *dst, const struct dt_plan *src)
         dst->binds[i].destination = xstrdup(src->binds[i].destination);
         dst->binds[i].readonly = src->binds[i].readonly;
     }
-    dst->allow_cidrs = src->allow_cidrs ? strv_copy(src->allow_cidrs) : NULL;
+    dst->allow_cidrs = src->allow_cidrs ? strv_copy_nonnull(src->allow_cidrs) : NULL;
 }
 
 /* ---- create / load / free ---------------------------------------------------------------- */
@@ -578,7 +574,7 @@ dt_sandbox_refresh_meminfo(struct dt_sandbox *sb, struct dt_error **err)
 static char **
 build_env(char *const *env, const char *home, const char *hostname, bool pty)
 {
-    char **e = strv_copy(env);
+    char **e = strv_copy_nonnull(env);
     static const char *const keys[] = {"PATH=", "HOME=", "HOSTNAME=", "TERM="};
     for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
         bool found = false;

@@ -754,11 +754,46 @@ test_bad_streams(void **state)
     assert_outside_empty(f);
 }
 
+/* A sparse entry with a hole at its end keeps its declared size (the extractor truncates only
+ * when the data written ends short of it). */
+static void
+test_sparse_trailing_hole(void **state)
+{
+    struct fixture *f = *state;
+    struct dt_layer_result res;
+    struct tb t;
+    size_t len;
+    struct stat st;
+    char head[6] = {0};
+
+    tb_start(&t, F_NONE, false);
+    struct archive_entry *ae = archive_entry_new();
+    archive_entry_set_pathname(ae, "sparse.bin");
+    archive_entry_set_filetype(ae, AE_IFREG);
+    archive_entry_set_perm(ae, 0644);
+    archive_entry_set_size(ae, 1 << 20);
+    archive_entry_sparse_add_entry(ae, 0, 5);
+    assert_int_equal(archive_write_header(t.a, ae), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(t.a, "hello", 5), 5);
+    archive_entry_free(ae);
+    char *tar = tb_finish(&t, &len);
+    assert_int_equal(unpack_buf(f, tar, len, NULL, &res, NULL), 0);
+    free(tar);
+    assert_int_equal(fstatat(f->rootfd, "sparse.bin", &st, 0), 0);
+    assert_int_equal(st.st_size, 1 << 20);
+    int fd = openat(f->rootfd, "sparse.bin", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, head, 5), 5);
+    close(fd);
+    assert_string_equal(head, "hello");
+}
+
 int
 main(void)
 {
     dt_test_require_root();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sparse_trailing_hole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_whiteouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),

@@ -9,14 +9,15 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import daytonad_serve as ds  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
@@ -45,59 +46,30 @@ if not NODE or not MODULES:
     sys.exit(77)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class ObjstoreTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="dt-objstore-")
         cls.data = os.path.join(cls.dir, "data")
         cls.objects = os.path.join(cls.data, "objects")
-        cls.port = free_port()
+        cls.port = ds.free_port()
         cls.key_a = "dtk_objstore_a_" + os.urandom(12).hex()
         cls.log = open(os.path.join(cls.dir, "log"), "wb")
         cls.proc = None
         try:
             cls.start()
-            out = subprocess.run([DAYTONAD, "org", "create", "team-b", "--data-dir", cls.data],
-                                 capture_output=True, text=True, timeout=30)
-            assert out.returncode == 0, out.stderr
-            cls.key_b = [l.split(": ", 1)[1] for l in out.stdout.splitlines()
-                         if l.startswith("API key: ")][0]
+            cls.key_b = ds.create_org(DAYTONAD, cls.data, "team-b")
         except BaseException:
             cls.tearDownClass()  # unittest skips it when setUpClass fails
             raise
 
     @classmethod
     def start(cls):
-        cls.proc = subprocess.Popen(
-            [DAYTONAD, "serve", "--listen", "127.0.0.1:%d" % cls.port, "--data-dir", cls.data,
-             "--warm-pool", "0", "--default-snapshot", "host"],
-            env=dict(os.environ, DAYTONA_ADMIN_API_KEY=cls.key_a), stdout=cls.log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if cls.call("GET", "/api/health", None)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.time() > deadline or cls.proc.poll() is not None:
-                cls.log.flush()
-                with open(os.path.join(cls.dir, "log"), encoding="utf-8", errors="replace") as f:
-                    raise RuntimeError("daytonad serve did not start:\n" + f.read()[-2000:])
-            time.sleep(0.05)
+        cls.proc = ds.start(DAYTONAD, cls.data, cls.port, cls.key_a, cls.log)
 
     @classmethod
     def stop(cls):
-        cls.proc.terminate()
-        cls.proc.wait(30)
+        ds.stop(cls.proc)
 
     @classmethod
     def tearDownClass(cls):

@@ -10,13 +10,14 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
 DAYTONAD = os.environ.get("DT_DAYTONAD", "build/bin/daytonad")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import daytonad_serve as ds  # noqa: E402
 
 if os.geteuid() != 0 or not os.access(DAYTONAD, os.X_OK):
     print("skipped: needs root and daytonad (DT_DAYTONAD)")
@@ -54,14 +55,6 @@ while True:
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -75,26 +68,13 @@ class PreviewTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="dt-preview-")
         cls.data = os.path.join(cls.dir, "data")
-        cls.port = free_port()
+        cls.port = ds.free_port()
         cls.key = "dtk_preview_" + os.urandom(12).hex()
         cls.log = open(os.path.join(cls.dir, "log"), "wb")
-        cls.proc = subprocess.Popen(
-            [DAYTONAD, "serve", "--listen", "127.0.0.1:%d" % cls.port, "--data-dir", cls.data,
-             "--warm-pool", "0", "--default-snapshot", "host"],
-            env=dict(os.environ, DAYTONA_ADMIN_API_KEY=cls.key), stdout=cls.log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        cls.proc = None
         cls.sid = None
         try:
-            deadline = time.time() + 30
-            while True:
-                try:
-                    if cls.call("GET", "/api/health")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline or cls.proc.poll() is not None:
-                    raise RuntimeError("daytonad serve did not start")
-                time.sleep(0.05)
+            cls.proc = ds.start(DAYTONAD, cls.data, cls.port, cls.key, cls.log)
             st, data = cls.call("POST", "/api/sandbox", {"env": {}, "labels": {}})
             assert st == 200, data
             cls.sid = json.loads(data)["id"]
@@ -119,12 +99,7 @@ class PreviewTest(unittest.TestCase):
                 cls.call("DELETE", "/api/sandbox/" + cls.sid)
             except OSError:
                 pass
-        cls.proc.terminate()
-        try:
-            cls.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            cls.proc.wait()
+        ds.stop(cls.proc)
         cls.log.close()
         shutil.rmtree(cls.dir, ignore_errors=True)
 

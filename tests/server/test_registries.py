@@ -7,15 +7,14 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import stat
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 DAYTONAD = os.environ.get("DT_DAYTONAD", "build/bin/daytonad")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import daytonad_serve as ds  # noqa: E402
 
 if os.geteuid() != 0 or not os.access(DAYTONAD, os.X_OK):
     print("skipped: needs root and daytonad (DT_DAYTONAD)")
@@ -24,56 +23,25 @@ if os.geteuid() != 0 or not os.access(DAYTONAD, os.X_OK):
 DTO_KEYS = {"id", "name", "url", "username", "project", "registryType", "createdAt", "updatedAt"}
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class RegistriesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="dt-registries-")
         cls.data = os.path.join(cls.dir, "data")
-        cls.port = free_port()
+        cls.port = ds.free_port()
         cls.key_a = "dtk_reg_a_" + os.urandom(12).hex()
         cls.log = open(os.path.join(cls.dir, "log"), "wb")
-        cls.proc = subprocess.Popen(
-            [DAYTONAD, "serve", "--listen", "127.0.0.1:%d" % cls.port, "--data-dir", cls.data,
-             "--warm-pool", "0", "--default-snapshot", "host"],
-            env=dict(os.environ, DAYTONA_ADMIN_API_KEY=cls.key_a), stdout=cls.log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        cls.proc = None
         try:
-            deadline = time.time() + 30
-            while True:
-                try:
-                    if cls.call("GET", "/api/health", None)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline or cls.proc.poll() is not None:
-                    raise RuntimeError("daytonad serve did not start")
-                time.sleep(0.05)
-            out = subprocess.run([DAYTONAD, "org", "create", "team-b", "--data-dir", cls.data],
-                                 capture_output=True, text=True, timeout=30)
-            assert out.returncode == 0, out.stderr
-            cls.key_b = [l.split(": ", 1)[1] for l in out.stdout.splitlines()
-                         if l.startswith("API key: ")][0]
+            cls.proc = ds.start(DAYTONAD, cls.data, cls.port, cls.key_a, cls.log)
+            cls.key_b = ds.create_org(DAYTONAD, cls.data, "team-b")
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        if cls.proc.poll() is None:
-            cls.proc.terminate()
-            try:
-                cls.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                cls.proc.kill()
-                cls.proc.wait()
+        ds.stop(cls.proc)
         cls.log.close()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
